@@ -1,0 +1,47 @@
+# nil: two commands. `make demo` runs the main job, `make test` runs every gate.
+# Both create or reuse .venv, install what is missing (pip reuses what is there and its cache),
+# and build the extension in release mode.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.nil-deps
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test build venv rust-test stubtest pytest lint fmt bench clean
+
+demo: build
+	$(PY) -m nil demo
+
+test: build rust-test stubtest pytest
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $(STAMP)
+
+build: $(STAMP)
+	$(VENV)/bin/maturin develop --release -q
+
+rust-test:
+	cargo fmt --all -- --check
+	cargo test --release -p nil-core -q
+
+stubtest: build
+	$(PY) -m mypy.stubtest nil._core --allowlist .ci/stubtest-allowlist.txt
+
+pytest: build
+	$(PY) -m pytest -q
+
+bench: build
+	$(PY) benches/bench_core.py
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf $(VENV) python/nil/_core*.so

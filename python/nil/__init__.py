@@ -1,0 +1,57 @@
+"""nil — Neural Interaction Law.
+
+Per-layer gradient features (AGOP) of torch models, interaction statistics computed by a Rust core,
+and the efficient depth/width interval of a parameter budget. The typed API:
+
+- ``AgopAccumulator``: streaming (1/n)·GᵀG in float64, mergeable, saved as safetensors.
+- ``interaction_stats``: AOFE, AOFE ratio, weighted mean cos², spectrum, null baselines.
+- ``superposition_stats``: superposition of a feature matrix against a Gaussian null.
+- ``nfa_correlation`` / ``fit_nfa_power``: WᵀW against AGOP^γ.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .accumulator import AgopAccumulator, load_accumulators, save_accumulators
+from .errors import (
+    ChecksumError,
+    DTypeError,
+    FormatError,
+    NilError,
+    NilValueError,
+    NonFiniteError,
+    ShapeError,
+    ShardError,
+)
+from .interaction import InteractionStats, interaction_stats
+from .nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
+from .superposition import Summary, SuperpositionStats, superposition_stats
+
+try:
+    __version__ = version("nil")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+source"
+
+__all__ = [
+    "AgopAccumulator",
+    "ChecksumError",
+    "DTypeError",
+    "FormatError",
+    "InteractionStats",
+    "NfaCorrelation",
+    "NfaPowerFit",
+    "NilError",
+    "NilValueError",
+    "NonFiniteError",
+    "ShapeError",
+    "ShardError",
+    "Summary",
+    "SuperpositionStats",
+    "fit_nfa_power",
+    "interaction_stats",
+    "load_accumulators",
+    "nfa_correlation",
+    "save_accumulators",
+    "superposition_stats",
+]

@@ -1,0 +1,377 @@
+//! Streaming Gram accumulation: S = Σ g gᵀ over gradient rows, in f64, one triangle, in parallel.
+//!
+//! Rows are widened exactly to f64 in blocks and multiplied by faer's triangular product, so every
+//! product of f32/f16/bf16 inputs is exact and only the f64 sums round.
+
+use crate::dtype::Widen;
+use crate::error::{NilError, Result};
+use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+use faer::{Accum, MatMut, MatRef, Par};
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+/// What to do with a row that holds NaN or infinity.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NonFinitePolicy {
+    /// Fail the whole update; the accumulator is left unchanged.
+    Raise,
+    /// Leave the row out and count it in `nonfinite`.
+    Skip,
+}
+
+/// Target number of f64 elements in one widened block of rows (16 MiB).
+const BLOCK_ELEMS: usize = 1 << 21;
+
+/// Rows per block for a given dimension.
+fn block_rows(dim: usize) -> usize {
+    (BLOCK_ELEMS / dim.max(1)).clamp(64, 16384)
+}
+
+/// The streaming average gradient outer product (1/n)·GᵀG, kept as the exact f64 sum GᵀG.
+#[derive(Clone, Debug)]
+pub struct AgopAccumulator {
+    dim: usize,
+    /// Column-major d×d; only the lower triangle (with diagonal) is maintained.
+    sum: Vec<f64>,
+    count: u64,
+    nonfinite: u64,
+}
+
+impl AgopAccumulator {
+    /// An empty accumulator for rows of length `dim`.
+    pub fn new(dim: usize) -> Result<Self> {
+        if dim == 0 {
+            return Err(NilError::Value(
+                "AgopAccumulator: dim must be positive, found 0".into(),
+            ));
+        }
+        Ok(Self {
+            dim,
+            sum: vec![0.0; dim * dim],
+            count: 0,
+            nonfinite: 0,
+        })
+    }
+
+    /// Rebuilds an accumulator from a stored sum (either triangle or full) and counts.
+    pub fn from_parts(
+        dim: usize,
+        sum_row_major: &[f64],
+        count: u64,
+        nonfinite: u64,
+    ) -> Result<Self> {
+        if sum_row_major.len() != dim * dim {
+            return Err(NilError::shape(
+                "AgopAccumulator sum",
+                format!("{dim}x{dim}"),
+                format!("{} values", sum_row_major.len()),
+            ));
+        }
+        let mut acc = Self::new(dim)?;
+        // Row-major (i, j) with i >= j is column-major lower (i, j): index j*dim + i.
+        for i in 0..dim {
+            for j in 0..=i {
+                acc.sum[j * dim + i] = sum_row_major[i * dim + j];
+            }
+        }
+        acc.count = count;
+        acc.nonfinite = nonfinite;
+        Ok(acc)
+    }
+
+    /// Row length.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Rows accumulated.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Rows skipped for holding non-finite values.
+    pub fn nonfinite(&self) -> u64 {
+        self.nonfinite
+    }
+
+    /// Adds every row of `rows` (any strides) to the sum.
+    ///
+    /// With [`NonFinitePolicy::Raise`] a non-finite value fails the call and leaves the
+    /// accumulator as it was; with [`NonFinitePolicy::Skip`] such rows are counted and left out.
+    pub fn update<T: Widen>(
+        &mut self,
+        rows: ArrayView2<'_, T>,
+        policy: NonFinitePolicy,
+    ) -> Result<()> {
+        let (n, d) = rows.dim();
+        if d != self.dim {
+            return Err(NilError::shape(
+                "AgopAccumulator.update: row length",
+                self.dim,
+                d,
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let br = block_rows(d);
+        let mut panel = vec![0.0f64; br.min(n) * d];
+        if n <= br {
+            let (kept, skipped) = widen_block(rows, 0, policy, &mut panel)?;
+            gram_add(&mut self.sum, d, &panel[..kept * d], kept);
+            self.count += kept as u64;
+            self.nonfinite += skipped;
+            return Ok(());
+        }
+        // Several blocks: sum into a scratch triangle and commit only if every block succeeds.
+        let mut scratch = vec![0.0f64; d * d];
+        let (mut kept_total, mut skipped_total) = (0u64, 0u64);
+        let mut start = 0;
+        while start < n {
+            let end = (start + br).min(n);
+            let block = rows.slice(ndarray::s![start..end, ..]);
+            let (kept, skipped) = widen_block(block, start as u64, policy, &mut panel)?;
+            gram_add(&mut scratch, d, &panel[..kept * d], kept);
+            kept_total += kept as u64;
+            skipped_total += skipped;
+            start = end;
+        }
+        add_lower(&mut self.sum, &scratch, d);
+        self.count += kept_total;
+        self.nonfinite += skipped_total;
+        Ok(())
+    }
+
+    /// Adds another accumulator's rows; exact up to f64 rounding of the sums.
+    pub fn merge(&mut self, other: &AgopAccumulator) -> Result<()> {
+        if other.dim != self.dim {
+            return Err(NilError::shape(
+                "AgopAccumulator.merge: dim",
+                self.dim,
+                other.dim,
+            ));
+        }
+        add_lower(&mut self.sum, &other.sum, self.dim);
+        self.count += other.count;
+        self.nonfinite += other.nonfinite;
+        Ok(())
+    }
+
+    /// The full symmetric sum GᵀG, row-major.
+    pub fn sum_matrix(&self) -> Vec<f64> {
+        let d = self.dim;
+        let mut out = vec![0.0; d * d];
+        out.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                let (r, c) = if i >= j { (i, j) } else { (j, i) };
+                *v = self.sum[c * d + r];
+            }
+        });
+        out
+    }
+
+    /// The AGOP (1/n)·GᵀG, row-major; all NaN when no row has been accumulated.
+    pub fn matrix(&self) -> Vec<f64> {
+        let mut m = self.sum_matrix();
+        let scale = if self.count == 0 {
+            f64::NAN
+        } else {
+            1.0 / self.count as f64
+        };
+        m.par_iter_mut().for_each(|v| *v *= scale);
+        m
+    }
+}
+
+/// Widens `rows` into `panel` (row-major, contiguous), dropping or rejecting non-finite rows.
+/// Returns (rows kept, rows skipped). `offset` numbers rows in error messages.
+fn widen_block<T: Widen>(
+    rows: ArrayView2<'_, T>,
+    offset: u64,
+    policy: NonFinitePolicy,
+    panel: &mut [f64],
+) -> Result<(usize, u64)> {
+    let (n, d) = rows.dim();
+    let panel = &mut panel[..n * d];
+    // Widen in parallel; each row reports whether it is finite.
+    let finite: Vec<Option<f64>> = panel
+        .par_chunks_mut(d)
+        .enumerate()
+        .map(|(i, out)| {
+            let row = rows.row(i);
+            let mut bad = None;
+            for (o, v) in out.iter_mut().zip(row.iter()) {
+                let x = v.widen();
+                *o = x;
+                if !x.is_finite() && bad.is_none() {
+                    bad = Some(x);
+                }
+            }
+            bad
+        })
+        .collect();
+    let first_bad = finite.iter().position(|b| b.is_some());
+    let Some(first_bad) = first_bad else {
+        return Ok((n, 0));
+    };
+    if policy == NonFinitePolicy::Raise {
+        return Err(NilError::NonFinite {
+            context: "AgopAccumulator.update".into(),
+            row: offset + first_bad as u64,
+            value: finite[first_bad].unwrap(),
+        });
+    }
+    // Compact the finite rows to the front.
+    let mut kept = 0;
+    for (i, bad) in finite.iter().enumerate() {
+        if bad.is_none() {
+            if kept != i {
+                panel.copy_within(i * d..(i + 1) * d, kept * d);
+            }
+            kept += 1;
+        }
+    }
+    Ok((kept, (n - kept) as u64))
+}
+
+/// lower(S) += Pᵀ P for a row-major panel P of `rows` × `d`.
+pub(crate) fn gram_add(sum: &mut [f64], d: usize, panel: &[f64], rows: usize) {
+    if rows == 0 {
+        return;
+    }
+    let p = MatRef::from_row_major_slice(panel, rows, d);
+    let dst = MatMut::from_column_major_slice_mut(sum, d, d);
+    let par = if rows * d * d < 1 << 16 {
+        Par::Seq
+    } else {
+        Par::rayon(0)
+    };
+    matmul(
+        dst,
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        p.transpose(),
+        BlockStructure::Rectangular,
+        p,
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+}
+
+/// lower(dst) += lower(src), both column-major d×d.
+fn add_lower(dst: &mut [f64], src: &[f64], d: usize) {
+    dst.par_chunks_mut(d)
+        .zip(src.par_chunks(d))
+        .enumerate()
+        .for_each(|(j, (dc, sc))| {
+            for i in j..d {
+                dc[i] += sc[i];
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn naive(rows: &Array2<f64>) -> Vec<f64> {
+        let (n, d) = rows.dim();
+        let mut m = vec![0.0; d * d];
+        for r in 0..n {
+            for i in 0..d {
+                for j in 0..d {
+                    m[i * d + j] += rows[[r, i]] * rows[[r, j]];
+                }
+            }
+        }
+        m.iter().map(|v| v / n as f64).collect()
+    }
+
+    fn lcg(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_and_is_symmetric() {
+        let rows = Array2::from_shape_vec((37, 9), lcg(37 * 9, 1)).unwrap();
+        let mut acc = AgopAccumulator::new(9).unwrap();
+        acc.update(rows.view(), NonFinitePolicy::Raise).unwrap();
+        let m = acc.matrix();
+        for (a, b) in m.iter().zip(naive(&rows)) {
+            assert!((a - b).abs() < 1e-14);
+        }
+        for i in 0..9 {
+            for j in 0..9 {
+                assert_eq!(m[i * 9 + j], m[j * 9 + i]);
+            }
+        }
+    }
+
+    #[test]
+    fn many_blocks_and_strided_views_agree() {
+        let d = 3;
+        let n = block_rows(d) * 2 + 17;
+        let rows = Array2::from_shape_vec((n, d), lcg(n * d, 2)).unwrap();
+        let mut one = AgopAccumulator::new(d).unwrap();
+        one.update(rows.view(), NonFinitePolicy::Raise).unwrap();
+        let t = rows.t().to_owned();
+        let mut strided = AgopAccumulator::new(d).unwrap();
+        strided.update(t.t(), NonFinitePolicy::Raise).unwrap();
+        for (a, b) in one.matrix().iter().zip(strided.matrix()) {
+            assert!((a - b).abs() < 1e-12 * a.abs().max(1e-3));
+        }
+        assert_eq!(one.count(), n as u64);
+    }
+
+    #[test]
+    fn merge_equals_single_update() {
+        let rows = Array2::from_shape_vec((20, 4), lcg(80, 3)).unwrap();
+        let mut whole = AgopAccumulator::new(4).unwrap();
+        whole.update(rows.view(), NonFinitePolicy::Raise).unwrap();
+        let mut a = AgopAccumulator::new(4).unwrap();
+        let mut b = AgopAccumulator::new(4).unwrap();
+        a.update(rows.slice(ndarray::s![..7, ..]), NonFinitePolicy::Raise)
+            .unwrap();
+        b.update(rows.slice(ndarray::s![7.., ..]), NonFinitePolicy::Raise)
+            .unwrap();
+        a.merge(&b).unwrap();
+        for (x, y) in a.matrix().iter().zip(whole.matrix()) {
+            assert!((x - y).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn nonfinite_raise_leaves_state_and_skip_counts() {
+        let mut rows = Array2::from_shape_vec((5, 2), lcg(10, 4)).unwrap();
+        rows[[3, 1]] = f64::NAN;
+        let mut acc = AgopAccumulator::new(2).unwrap();
+        let err = acc.update(rows.view(), NonFinitePolicy::Raise).unwrap_err();
+        assert!(matches!(err, NilError::NonFinite { row: 3, .. }));
+        assert_eq!(acc.count(), 0);
+        acc.update(rows.view(), NonFinitePolicy::Skip).unwrap();
+        assert_eq!((acc.count(), acc.nonfinite()), (4, 1));
+    }
+
+    #[test]
+    fn empty_accumulator_is_nan_and_bad_dims_fail() {
+        let acc = AgopAccumulator::new(2).unwrap();
+        assert!(acc.matrix().iter().all(|v| v.is_nan()));
+        assert!(AgopAccumulator::new(0).is_err());
+        let mut acc = AgopAccumulator::new(3).unwrap();
+        let rows = Array2::<f32>::zeros((2, 4));
+        assert!(matches!(
+            acc.update(rows.view(), NonFinitePolicy::Raise),
+            Err(NilError::Shape { .. })
+        ));
+    }
+}

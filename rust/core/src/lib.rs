@@ -1,0 +1,24 @@
+//! nil-core: the numerical heart of nil (Neural Interaction Law), with no Python in it.
+//!
+//! - [`gram`]: streaming AGOP accumulation (1/n)·GᵀG in f64.
+//! - [`stats`]: interaction statistics (AOFE, ratios, weighted cos², spectrum, null baselines).
+//! - [`superposition`]: statistics of a feature matrix W, streamed without a V×V matrix.
+//! - [`nfa`]: Neural Feature Ansatz correlation of WᵀW with AGOP^γ and the fit of γ.
+//! - [`agop_file`]: safetensors files of accumulators, written atomically.
+
+pub mod agop_file;
+pub mod dtype;
+pub mod eig;
+pub mod error;
+pub mod fsutil;
+pub mod gram;
+pub mod nfa;
+pub mod special;
+pub mod stats;
+pub mod superposition;
+
+pub use dtype::{Bf16Bits, F16Bits, RowDType, Widen};
+pub use error::{NilError, Result};
+pub use gram::{AgopAccumulator, NonFinitePolicy};
+pub use stats::{interaction_stats, Convention, InteractionStats};
+pub use superposition::{superposition_stats, Summary, SuperpositionStats};
