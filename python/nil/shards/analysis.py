@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
-from ..accumulator import AgopAccumulator, PrecisionName, _fast, _skip
+from ..accumulator import AgopAccumulator, NonFinite, PrecisionName, _fast, _skip
 from ..errors import NilValueError
 from ..interaction import Convention, InteractionStats, interaction_stats
 from ._progress import run_with_progress
@@ -55,7 +55,7 @@ def _capture_bytes(path: str) -> int:
 def reduce(
     path: str | os.PathLike[str],
     layers: list[str] | None = None,
-    nonfinite: str = "raise",
+    nonfinite: NonFinite = "raise",
     *,
     precision: PrecisionName = "fast",
     progress: bool = False,
@@ -81,7 +81,7 @@ def reduce(
             if missing:
                 raise NilValueError(f"{p}: layer {missing[0]}: not in this file; it has {sorted(have)}")
             raw = [(n, a) for n, a in raw if n in layers]
-    policy = "skip" if skip else "raise"
+    policy: NonFinite = "skip" if skip else "raise"
     return {n: AgopAccumulator._wrap(a, policy, precision) for n, a in raw}, list(sources)
 
 
@@ -95,7 +95,7 @@ def _check_output(save_agop: str | os.PathLike[str], capture: str) -> None:
 def analyze(
     path: str | os.PathLike[str],
     layers: list[str] | None = None,
-    nonfinite: str = "raise",
+    nonfinite: NonFinite = "raise",
     *,
     convention: Convention = "exact",
     precision: PrecisionName = "fast",

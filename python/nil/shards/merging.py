@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .. import _core
-from ..accumulator import AgopAccumulator, PrecisionName, _fast, _skip
+from ..accumulator import AgopAccumulator, NonFinite, PrecisionName, _fast, _skip
 from ..errors import NilValueError
 
 __all__ = ["merge"]
@@ -17,7 +17,7 @@ __all__ = ["merge"]
 def merge(
     out: str | os.PathLike[str],
     *paths: str | os.PathLike[str],
-    nonfinite: str = "raise",
+    nonfinite: NonFinite = "raise",
     precision: PrecisionName = "fast",
     overwrite: bool = False,
 ) -> dict[str, AgopAccumulator]:
