@@ -292,3 +292,21 @@ def test_writing_into_a_readonly_capture_fails_clearly(readonly_capture):
     assert snapshot(path) == before
     mode = stat.S_IMODE(os.stat(path).st_mode)
     assert mode == 0o555
+
+
+def test_leftovers_of_a_writer_killed_between_shard_and_manifest(capture):
+    """The two states a kill can leave: a half-written temporary shard, and a complete shard the
+    manifest does not list yet. Readers ignore both; a resumed writer replaces them."""
+    path, rows = capture
+    shards = path / "shards"
+    (shards / ".000004.safetensors.tmp-4242").write_bytes(b"half a shard")
+    shutil.copy(shards / "000000.safetensors", shards / "000003.safetensors")
+    report = nil.verify(path)
+    assert report.ok and len(report.notes) == 2
+    assert any("000003.safetensors" in n for n in report.notes)
+    rec = {r.layer: r for r in nil.analyze(path, precision="exact")}
+    np.testing.assert_allclose(rec["blocks.1"].accumulator.matrix(), agop(stored(rows["blocks.1"], "float16")), rtol=1e-12)
+    with nil.ShardWriter(path, {"blocks.0": 8, "blocks.1": 4}, meta={"family": "mlp"}) as w:
+        w.write({"blocks.0": np.ones((2, 8)), "blocks.1": np.ones((2, 4))})
+    after = nil.verify(path)
+    assert after.ok and after.notes == [] and after.shards == 4 and after.rows["blocks.0"] == 62
