@@ -191,3 +191,50 @@ def test_cli_round_trip(tmp_path, run_cli):
     assert json.loads(m.stdout)["layers"][0]["rows"] == 200
     again = run_cli("merge", str(tmp_path / "m2.safetensors"), str(tmp_path / "p.safetensors"), str(tmp_path / "c"))
     assert again.returncode == 1 and "counted" in again.stderr
+
+
+def test_flush_makes_a_shard_now(tmp_path):
+    with nil.ShardWriter(tmp_path / "f", {"a": 3}) as w:
+        w.write({"a": np.ones((4, 3))})
+        w.flush()
+        assert w.rows == {"a": 4} and len(manifest(tmp_path / "f")["shards"]) == 1
+        w.write({"a": np.ones((2, 3))})
+    assert nil.verify(tmp_path / "f").rows == {"a": 6}
+
+
+def test_progress_callback_can_stop_the_reduction(tmp_path):
+    from nil import _core
+
+    make_capture(tmp_path / "c", {"a": np.ones((50, 4))}, shard_bytes=1)
+    seen: list[int] = []
+    assert _core.reduce_capture(str(tmp_path / "c"), None, False, True, lambda n: seen.append(n) or True)[0]
+    assert sum(seen) == sum(s["bytes"] for s in manifest(tmp_path / "c")["shards"])
+    with pytest.raises(nil.NilValueError, match="interrupted"):
+        _core.reduce_capture(str(tmp_path / "c"), None, False, True, lambda n: False)
+
+    def boom(n: int) -> bool:
+        raise RuntimeError("from the callback")
+
+    with pytest.raises(RuntimeError, match="from the callback"):
+        _core.reduce_capture(str(tmp_path / "c"), None, False, True, boom)
+
+
+def test_save_agop_never_writes_into_the_capture(tmp_path):
+    from shard_helpers import snapshot
+
+    make_capture(tmp_path / "c", {"a": np.ones((5, 4))})
+    before = snapshot(tmp_path / "c")
+    for target in ("manifest.json", "shards/x.safetensors"):
+        with pytest.raises(nil.NilValueError, match="capture"):
+            nil.analyze(tmp_path / "c", save_agop=tmp_path / "c" / target)
+    assert snapshot(tmp_path / "c") == before
+
+
+def test_verify_json_lists_problems(tmp_path, run_cli):
+    make_capture(tmp_path / "c", {"a": np.ones((5, 4))})
+    f = next((tmp_path / "c" / "shards").iterdir())
+    f.write_bytes(f.read_bytes()[:-2])
+    proc = run_cli("verify", str(tmp_path / "c"), "--json")
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1 and out["ok"] is False
+    assert out["problems"][0]["file"].endswith(f.name) and out["problems"][0]["kind"] == "format"
