@@ -16,6 +16,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gram;
 pub mod nfa;
+pub mod shards;
 pub mod special;
 pub mod stats;
 pub mod superposition;

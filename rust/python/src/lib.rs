@@ -3,6 +3,7 @@
 
 mod errors;
 mod pool;
+mod shards;
 
 use errors::to_py;
 use nil_core::dtype::{view_as_bf16, view_as_f16};
@@ -377,5 +378,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nfa_correlation, m)?)?;
     m.add_function(wrap_pyfunction!(fit_nfa_power, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    shards::register(m)?;
     Ok(())
 }
