@@ -5,13 +5,16 @@
 //! - [`superposition`]: statistics of a feature matrix W, streamed without a V×V matrix.
 //! - [`nfa`]: Neural Feature Ansatz correlation of WᵀW with AGOP^γ and the fit of γ.
 //! - [`agop_file`]: safetensors files of accumulators, written atomically.
+//! - [`interval`]: efficient-interval fitting of a runs table; [`corr`]: correlation statistics.
 
 pub mod agop_file;
+pub mod corr;
 pub mod dtype;
 pub mod eig;
 pub mod error;
 pub mod fsutil;
 pub mod gram;
+pub mod interval;
 pub mod nfa;
 pub mod special;
 pub mod stats;
