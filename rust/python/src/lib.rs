@@ -2,6 +2,7 @@
 //! interpreter released on nil's own thread pool, dicts and arrays out, errors mapped to nil.errors.
 
 mod errors;
+mod interval;
 mod pool;
 
 use errors::to_py;
@@ -361,5 +362,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nfa_correlation, m)?)?;
     m.add_function(wrap_pyfunction!(fit_nfa_power, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    interval::register(m)?;
     Ok(())
 }
