@@ -2,6 +2,7 @@
 //! interpreter released on nil's own thread pool, dicts and arrays out, errors mapped to nil.errors.
 
 mod errors;
+mod interval;
 mod pool;
 mod shards;
 
@@ -379,5 +380,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_nfa_power, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     shards::register(m)?;
+    interval::register(m)?;
     Ok(())
 }
