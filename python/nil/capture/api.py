@@ -152,10 +152,11 @@ def capture_agop(
         projector = Projector(64 if project is None else project, seed)
         first = selected[0]
         if estimator == "exact":
-            gram = exact_output_gram(
+            gram, vjp = exact_output_gram(
                 model, batches, first, projector, dev, rows_dtype, micro_batch,
                 max(1, int(vjp_chunk)), batched_vjp, progress,
             )
+            settings["vjp"] = vjp
         else:
             assert n_probes != "exact"
             gram = reference_jvp_gram(
