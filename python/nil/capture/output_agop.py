@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from typing import Any
 
 import torch
@@ -33,7 +33,7 @@ __all__ = ["exact_output_gram", "reference_jvp_gram"]
 
 
 def _total(batches: Iterable[Any]) -> int | None:
-    return len(batches) if hasattr(batches, "__len__") else None
+    return len(batches) if isinstance(batches, Sized) else None
 
 
 class _Vjp:
@@ -161,7 +161,9 @@ def reference_jvp_gram(
 
                     # Double backward: SDPA's fused kernels have none, its math kernel does.
                     with sdpa_kernel([SDPBackend.MATH]):
-                        _, ju = torch.autograd.functional.jvp(f, z[lo:hi], u[lo:hi])
+                        _, ju = torch.autograd.functional.jvp(  # type: ignore[no-untyped-call]
+                            f, z[lo:hi], u[lo:hi]
+                        )
                     ju = torch.nan_to_num(ju.to(product_dtype(row_dtype)), nan=0.0, posinf=0.0, neginf=0.0)
                     if gram is None:
                         gram = DeviceGram(ju.shape[1], device, row_dtype)
