@@ -150,3 +150,25 @@ def test_forward_shapes_and_causality():
     assert build("gru", 2, 8, out_dim=3)(torch.randn(3, 11, 1)).shape == (3, 3)
     names = {n for n, _ in lm.named_modules()}
     assert {"blocks.0", "blocks.1"} <= names
+
+
+@pytest.mark.parametrize("family,kw", [("gpt", {"seq_len": 8}), ("mlp", {}), ("cnn", {}), ("gru", {})])
+def test_seeded_build_is_deterministic_and_leaves_the_global_rng_alone(family, kw):
+    state = torch.random.get_rng_state()
+    a = build(family, 2, 16, seed=3, **kw)
+    b = build(family, 2, 16, seed=3, **kw)
+    c = build(family, 2, 16, seed=4, **kw)
+    assert torch.equal(state, torch.random.get_rng_state())
+    for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb), name
+        assert torch.isfinite(pa).all(), name
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_reference_init_scales():
+    model = build("gpt", 4, 64, seed=0, seq_len=16)
+    assert model.blocks[0].fc1.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert model.blocks[0].fc2.weight.std().item() == pytest.approx(0.02 / (2 * 4) ** 0.5, rel=0.05)
+    assert torch.equal(model.ln_f.weight, torch.ones(64))
+    gru = build("gru", 1, 16, seed=0, in_dim=2)
+    assert gru(torch.randn(3, 5, 2)).shape == (3, 64)

@@ -16,6 +16,7 @@ from torch import nn
 from ._counts import ParamCount
 from ._registry import FAMILIES, Family, family
 from ._width import BudgetError, WidthSolution, solve_width, width_grid
+from .init import Init, initialize
 
 __all__ = [
     "FAMILIES",
@@ -25,21 +26,51 @@ __all__ = [
     "WidthSolution",
     "aspect_ratio",
     "build",
+    "default_init",
+    "initialize",
     "param_count",
     "solve_width",
     "width_grid",
 ]
 
 
-def build(family_name: str, depth: int, width: int, *, pad: int = 0, **kw: Any) -> nn.Module:
+def default_init(family_name: str) -> Init:
+    """The init scheme a family uses unless told otherwise: ``reference`` for gpt (METHOD §4.4),
+    torch's defaults elsewhere."""
+    return "reference" if family_name == "gpt" else "default"
+
+
+def build(
+    family_name: str,
+    depth: int,
+    width: int,
+    *,
+    pad: int = 0,
+    seed: int | None = None,
+    init: Init | None = None,
+    device: torch.device | str | None = None,
+    **kw: Any,
+) -> nn.Module:
     """A ``family_name`` model of ``depth`` and ``width`` (``kw``: the family's shape options).
 
+    With ``seed`` the module is built without allocation and every parameter is drawn from a
+    ``torch.Generator`` seeded with it (``init`` scheme, default ``default_init(family)``), so equal
+    seeds give equal models and the global RNG is never touched; without it torch's own init runs.
     ``pad > 0`` registers an unused, frozen zero parameter ``pad`` of that size so the module holds
     exactly the budget (the reference's bookkeeping); it never enters the forward pass. Build on
     the meta device (``with torch.device("meta"):``) to inspect a shape without allocating it."""
-    model = family(family_name).constructor(depth, width, **kw)
+    fam = family(family_name)
+    if seed is None:
+        model = fam.constructor(depth, width, **kw)
+    else:
+        with torch.device("meta"):
+            model = fam.constructor(depth, width, **kw)
+        model = model.to_empty(device=device or "cpu")
+        initialize(model, torch.Generator().manual_seed(seed), init or default_init(family_name))
     if pad > 0:
-        model.register_parameter("pad", nn.Parameter(torch.zeros(pad), requires_grad=False))
+        model.register_parameter("pad", nn.Parameter(torch.zeros(pad, device=device), requires_grad=False))
+    if device is not None:
+        model = model.to(device)
     return model
 
 

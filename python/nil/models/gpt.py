@@ -86,7 +86,6 @@ class GPT(nn.Module):
         head_dim: int = 4,
         d_ff_mult: int = 4,
         attention: Attention = "sdpa",
-        init: Literal["reference", "default"] = "reference",
     ) -> None:
         super().__init__()
         _check_shape(depth, width, head_dim)
@@ -100,21 +99,11 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(width, head_dim, d_ff_mult * width, attention) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, self.out_dim, bias=vocab is None)
-        if init == "reference":
-            self._reference_init(depth)
-
-    def _reference_init(self, depth: int) -> None:
-        """METHOD §4.4: Linear and Embedding weights N(0, 0.02²); residual output maps N(0, (0.02/√(2L))²)."""
-        for name, m in self.named_modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                std = 0.02 / math.sqrt(2 * depth) if name.endswith(("attn.proj", "fc2")) else 0.02
-                with torch.no_grad():
-                    m.weight.normal_(0.0, std)
-                    if isinstance(m, nn.Linear) and m.bias is not None:
-                        m.bias.zero_()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Token (or scalar) embedding plus learned positions: the input of the first block."""
+        if self.vocab is None and x.dim() == 2:
+            x = x.unsqueeze(-1)  # (B, T) scalar sequences
         t = x.shape[1]
         if t > self.seq_len:
             raise NilValueError(f"gpt: sequence length {t} exceeds the model's seq_len {self.seq_len}")
