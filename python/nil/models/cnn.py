@@ -1,14 +1,13 @@
 """CNN family ``cnn`` (METHOD §4.2, the 1M CNN): patch-embedding stem and residual conv blocks.
 
 Stem: bias-free p×p stride-p convolution (in_ch→C) + GroupNorm + GELU; L residual blocks named
-``blocks.N``, each two bias-free 3×3 convolutions with GroupNorm; a final GroupNorm, global average
-pool and Linear(C→out). Count in_ch·p²·C + 2C + L·(18C² + 4C) + 2C + (C+1)·out; with in_ch 3,
+``blocks.N``, each two bias-free 3×3 convolutions with GroupNorm; global average pool, a final
+LayerNorm and Linear(C→out) (normalising after the pool, since a GroupNorm before it would remove
+the per-channel means the pool keeps). Count in_ch·p²·C + 2C + L·(18C² + 4C) + 2C + (C+1)·out; with in_ch 3,
 p = 8, out 128 this is the reference's 192C + 2C + L(18C² + 4C) + 2C + 128C + 128.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +20,12 @@ __all__ = ["CNN", "cnn_param_count"]
 
 
 def _groups(channels: int) -> int:
-    """GroupNorm groups: 8 when the channel count allows, else the largest common divisor."""
-    return math.gcd(channels, 8)
+    """GroupNorm groups: at most 8, each of at least 2 channels (one channel per group would be an
+    instance norm that erases each channel's mean)."""
+    for g in (8, 4, 2):
+        if channels % g == 0 and channels // g >= 2:
+            return g
+    return 1
 
 
 class ConvBlock(nn.Module):
@@ -50,14 +53,14 @@ class CNN(nn.Module):
         self.stem = nn.Conv2d(in_ch, width, patch, stride=patch, bias=False)
         self.stem_norm = nn.GroupNorm(_groups(width), width)
         self.blocks = nn.ModuleList(ConvBlock(width) for _ in range(depth))
-        self.norm = nn.GroupNorm(_groups(width), width)
+        self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.stem_norm(self.stem(x)))
         for block in self.blocks:
             h = block(h)
-        return self.head(self.norm(h).mean(dim=(2, 3)))
+        return self.head(self.norm(h.mean(dim=(2, 3))))
 
 
 def cnn_param_count(
