@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent / "python"))
 
 from reference_train import reference_train  # noqa: E402
 
-from nil.models import build  # noqa: E402
+from nil.models import build, param_count  # noqa: E402
 from nil.tasks import make_task  # noqa: E402
 from nil.tasks.corpus import load_corpus  # noqa: E402
 from nil.train import TrainConfig, train  # noqa: E402
@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "byte-level gpt training throughput, nil vs reference-style loop",
         "shape": {"depth": args.depth, "d_model": args.d_model, "head_dim": args.head_dim, "batch": args.batch,
-                  "seq_len": args.seq_len, "params": 12 * args.d_model**2 * args.depth + 4 * args.d_model * args.depth
-                  + 770 * args.d_model},
+                  "seq_len": args.seq_len, "params": param_count("gpt", args.depth, args.d_model, head_dim=args.head_dim,
+                                                                 seq_len=args.seq_len).total},
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "corpus": corpus.source,

@@ -28,4 +28,4 @@ def test_train_benchmark_smoke(tmp_path):
         assert 0 < r["best_val_ce"] < math.log(256) + 0.5
     assert summary["speedup_steps_per_s"] == pytest.approx(
         summary["nil"]["steps_per_s"] / summary["reference"]["steps_per_s"])
-    assert summary["shape"]["params"] == 12 * 16**2 + 4 * 16 + 770 * 16
+    assert summary["shape"]["params"] == 12 * 16**2 + 4 * 16 + 16 * (256 + 32 + 256 + 2)  # T = 32 here

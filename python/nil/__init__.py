@@ -27,6 +27,7 @@ from .errors import (
 from .interaction import InteractionStats, interaction_stats
 from .nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
 from .superposition import Summary, SuperpositionStats, superposition_stats
+from .sweep import sweep
 
 try:
     __version__ = version("nil")
@@ -54,4 +55,5 @@ __all__ = [
     "nfa_correlation",
     "save_accumulators",
     "superposition_stats",
+    "sweep",
 ]

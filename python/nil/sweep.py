@@ -27,19 +27,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import NilValueError
-from .models import BudgetError, solve_width
 from .runs_table import RUNS_FILE, append_rows, atomic_write_bytes, atomic_write_json, read_runs
-from .sweep_run import RunSpec, run_one
-from .tasks import make_task
-from .train import PRESETS as TRAIN_PRESETS
-from .train import TrainConfig
 
-__all__ = ["sweep", "plan_sweep", "SweepPlan", "summarize", "PRESETS", "resolve_devices"]
+if TYPE_CHECKING:  # torch-dependent modules load on first use, so ``import nil`` stays light
+    from .sweep_run import RunSpec
+    from .train import TrainConfig
+
+__all__ = ["sweep", "plan_sweep", "SweepPlan", "summarize", "PRESETS", "resolve_devices", "train_config"]
 
 
 @dataclass
@@ -70,20 +69,24 @@ def plan_sweep(
     model_options: Mapping[str, Any] | None = None,
     rule: str = "pad",
     width_options: Mapping[str, Any] | None = None,
-    train: TrainConfig | str = "nil",
+    train: TrainConfig | Mapping[str, Any] | str = "nil",
     capture: Mapping[str, Any] | None = None,
     init: str | None = None,
 ) -> SweepPlan:
-    """Expands a sweep into its runs, solving each width from the closed-form counts only."""
+    """Expands a sweep into its runs, solving each width from the closed-form counts only.
+
+    ``train``: a ``TrainConfig``, a dict of its fields, or a preset name of ``nil.train.PRESETS``."""
+    from .models import BudgetError, solve_width
+    from .sweep_run import RunSpec
+    from .tasks import make_task
+
     if not budgets or not depths:
         raise NilValueError("a sweep needs at least one budget and one depth")
     if data_ratio <= 0:
         raise NilValueError(f"data_ratio must be positive, found {data_ratio}")
     t = make_task(task, **dict(task_options or {}))
     kw = {**t.model_kwargs(family), **dict(model_options or {})}
-    cfg = TRAIN_PRESETS[train] if isinstance(train, str) and train in TRAIN_PRESETS else train
-    if not isinstance(cfg, TrainConfig):
-        raise NilValueError(f"unknown training preset {train!r}; expected one of {sorted(TRAIN_PRESETS)}")
+    cfg = train_config(train)
     plan = SweepPlan(runs=[])
     for budget in budgets:
         for depth in depths:
@@ -101,6 +104,23 @@ def plan_sweep(
                     capture=dict(capture) if capture is not None else None, init=init, width_rule=rule,
                 ))
     return plan
+
+
+def train_config(train: TrainConfig | Mapping[str, Any] | str) -> TrainConfig:
+    """A ``TrainConfig`` from itself, a dict of its fields, or a preset name."""
+    from .train import PRESETS as TRAIN_PRESETS
+    from .train import TrainConfig
+
+    if isinstance(train, TrainConfig):
+        return train
+    if isinstance(train, str):
+        if train not in TRAIN_PRESETS:
+            raise NilValueError(f"unknown training preset {train!r}; expected one of {sorted(TRAIN_PRESETS)}")
+        return TRAIN_PRESETS[train]
+    fields = dict(train)
+    if "betas" in fields:
+        fields["betas"] = tuple(fields["betas"])
+    return TrainConfig(**fields)
 
 
 def resolve_devices(device: str = "auto") -> list[str]:
@@ -179,7 +199,7 @@ def _execute(spec_dict: dict[str, Any], device: str, progress: Callable[[int, in
     """Runs one spec (in this process) and returns its row and stored subsets."""
     import torch
 
-    from .sweep_run import _DATA_CACHE
+    from .sweep_run import _DATA_CACHE, run_one
 
     old = torch.get_num_threads()
     if threads is not None and device == "cpu":
@@ -353,7 +373,7 @@ def sweep(
     model_options: Mapping[str, Any] | None = None,
     rule: str = "pad",
     width_options: Mapping[str, Any] | None = None,
-    train: TrainConfig | str = "nil",
+    train: TrainConfig | Mapping[str, Any] | str = "nil",
     capture: bool | Mapping[str, Any] = True,
     init: str | None = None,
     device: str = "auto",
@@ -440,8 +460,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task_options": {"in_dim": 32, "out_dim": 16, "teacher_width": 128, "n_val": 1000, "n_test": 2000,
                          "val_subset": 512, "capture_subset": 256},
         "width_options": {"multiple": 4, "min_width": 8},
-        "train": TrainConfig(lr=3e-3, weight_decay=0.01, batch_size=128, warmup_steps=50, step_factor=1.5,
-                             eval_every=50, no_decay_norm_emb=True),
+        "train": {"lr": 3e-3, "weight_decay": 0.01, "batch_size": 128, "warmup_steps": 50, "step_factor": 1.5,
+                  "eval_every": 50, "no_decay_norm_emb": True},
         "capture": {"project": 16, "probes": 8},
         "device": "cpu",
     },

@@ -130,10 +130,10 @@ def register(sub: Any) -> None:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """The sweep's keyword arguments: preset, then defaults, then the flags given."""
-    from ..sweep import PRESETS
+    from ..errors import NilValueError
+    from ..sweep import PRESETS, train_config
     from ..tasks import parse_task_options
     from ..train import PRESETS as TRAIN_PRESETS
-    from ..errors import NilValueError
 
     s: dict[str, Any] = {"seeds": 3, "data_ratio": 20.0, "rule": "pad", "device": "auto", "threads": 1,
                          "train": TRAIN_PRESETS["nil"], "capture": {}, "task_options": {}, "model_options": {},
@@ -153,7 +153,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("multiple", "min_width", "max_width", "max_pad"):
         if getattr(args, flag) is not None:
             s["width_options"][flag] = getattr(args, flag)
-    train = TRAIN_PRESETS[args.train_preset] if args.train_preset else s["train"]
+    train = TRAIN_PRESETS[args.train_preset] if args.train_preset else train_config(s["train"])
     changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("weight_decay", args.weight_decay),
                                  ("warmup_steps", args.warmup), ("step_factor", args.step_factor),
                                  ("eval_every", args.eval_every), ("max_steps", args.max_steps)) if v is not None}
