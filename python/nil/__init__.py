@@ -30,6 +30,7 @@ from .interval import IntervalFit, fit_interval
 from .nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
 from .superposition import Summary, SuperpositionStats, superposition_stats
 from .shards import ShardWriter, analyze, merge, verify
+from .sweep import sweep
 
 try:
     __version__ = version("nil")
@@ -63,4 +64,5 @@ __all__ = [
     "analyze",
     "merge",
     "verify",
+    "sweep",
 ]
