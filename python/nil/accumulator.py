@@ -117,6 +117,28 @@ class AgopAccumulator:
         """The exact sum GᵀG (what files store and merges add)."""
         return self._raw.sum()
 
+    @classmethod
+    def from_sum(
+        cls, sum: Any, count: int, nonfinite: int = 0, *, policy: NonFinite = "raise"
+    ) -> AgopAccumulator:
+        """Rebuilds an accumulator from an exact sum GᵀG (d×d, symmetrised) and its row counts.
+
+        This is how sums formed elsewhere (e.g. in float64 on a GPU by ``nil.capture``) become
+        mergeable, saveable accumulators.
+        """
+        arr = np.ascontiguousarray(np.asarray(sum, dtype=np.float64))
+        if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+            raise NilValueError(
+                f"AgopAccumulator.from_sum: expected a square d×d sum, found shape {arr.shape}"
+            )
+        if int(count) < 0 or int(nonfinite) < 0:
+            raise NilValueError(
+                f"AgopAccumulator.from_sum: counts must be >= 0, found count={count}, "
+                f"nonfinite={nonfinite}"
+            )
+        sym = np.ascontiguousarray((arr + arr.T) * 0.5)
+        return cls._wrap(_core.AgopAccumulator.from_sum(sym, int(count), int(nonfinite)), policy)
+
     def copy(self) -> AgopAccumulator:
         """An independent copy."""
         return AgopAccumulator._wrap(self._raw.copy(), self.nonfinite_policy, self.precision)

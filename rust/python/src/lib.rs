@@ -2,6 +2,7 @@
 //! interpreter released on nil's own thread pool, dicts and arrays out, errors mapped to nil.errors.
 
 mod errors;
+mod interval;
 mod pool;
 mod shards;
 
@@ -148,6 +149,25 @@ impl PyAgop {
 
     fn copy(&self) -> Self {
         self.clone()
+    }
+
+    /// Rebuilds an accumulator from an exact sum GᵀG (d×d, float64) and its row counts.
+    #[staticmethod]
+    #[pyo3(signature = (sum, count, nonfinite=0))]
+    fn from_sum(sum: PyReadonlyArray2<'_, f64>, count: u64, nonfinite: u64) -> PyResult<Self> {
+        let view = sum.as_array();
+        let (rows, cols) = view.dim();
+        if rows != cols {
+            return Err(to_py(nil_core::NilError::shape(
+                "AgopAccumulator.from_sum: sum",
+                "a square d×d matrix",
+                format!("{rows}x{cols}"),
+            )));
+        }
+        let flat: Vec<f64> = view.iter().copied().collect();
+        Ok(Self {
+            inner: CoreAcc::from_parts(rows, &flat, count, nonfinite).map_err(to_py)?,
+        })
     }
 }
 
@@ -379,5 +399,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_nfa_power, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     shards::register(m)?;
+    interval::register(m)?;
     Ok(())
 }
