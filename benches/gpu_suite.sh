@@ -8,7 +8,8 @@ OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 SITE=$(pwd)/.device/site
 python3 -m pip install -q --no-deps --no-index --target "$SITE" .device/wheels/*.whl .device/dist/*.whl 2>&1 | tail -2
-export PYTHONPATH=$SITE
+cp "$SITE"/nil/_core*.so python/nil/  # benches and tests put python/ first on sys.path
+export PYTHONPATH=$(pwd)/python:$SITE
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch, nil; print('torch', torch.__version__, 'nil', nil.__version__, 'threads', nil._core.num_threads())" | tee -a "$OUT/gpu.txt"
 cases=${*:-capture train memory tests}
