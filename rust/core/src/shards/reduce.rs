@@ -10,7 +10,7 @@ use super::shard_file::{check_layer, parse_header};
 use super::verify::{check_size, hash_map, map_file, release, CHUNK};
 use crate::dtype::{view_as_bf16, view_as_f16, RowDType};
 use crate::error::{NilError, Result};
-use crate::gram::{AgopAccumulator, NonFinitePolicy};
+use crate::gram::{AgopAccumulator, NonFinitePolicy, Precision};
 use memmap2::Mmap;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -24,9 +24,12 @@ pub const INTERRUPTED: &str = "interrupted";
 /// Bytes allowed for concurrent partial accumulators (each worker holds one set).
 const ACCUMULATOR_BUDGET: usize = 512 << 20;
 
-/// Rows handed to the accumulator at once: about 2 Mi elements, so one update is one panel.
-fn block_rows(dim: usize) -> usize {
-    ((1usize << 21) / dim.max(1)).clamp(64, 16384)
+/// Source bytes handed to the accumulator at once (its pages are released after each block).
+const BLOCK_BYTES: usize = 32 << 20;
+
+/// Rows handed to the accumulator at once: about [`BLOCK_BYTES`] of stored rows.
+fn block_rows(row_bytes: usize) -> usize {
+    (BLOCK_BYTES / row_bytes.max(1)).clamp(64, 1 << 20)
 }
 
 /// The result of reducing a capture.
@@ -37,6 +40,14 @@ pub struct Reduction {
     pub layers: Vec<(String, AgopAccumulator)>,
     /// blake3 of every shard reduced, in shard order (recorded in partial files against double counting).
     pub sources: Vec<String>,
+}
+
+/// Settings shared by every shard of one reduction.
+struct Opts<'a> {
+    policy: NonFinitePolicy,
+    precision: Precision,
+    progress: &'a (dyn Fn(u64) -> bool + Sync),
+    stop: &'a AtomicBool,
 }
 
 /// A layer selected for reduction.
@@ -54,11 +65,13 @@ fn is_interrupt(e: &NilError) -> bool {
 }
 
 /// Reduces `dir` into per-layer accumulators. `layers` selects layers (all when None);
-/// `progress(bytes)` is called as bytes are processed and stops the reduction when it returns false.
+/// `precision` is passed to [`AgopAccumulator::update_with`]; `progress(bytes)` is called as bytes
+/// are processed and stops the reduction when it returns false.
 pub fn reduce_capture(
     dir: &Path,
     layers: Option<&[String]>,
     policy: NonFinitePolicy,
+    precision: Precision,
     progress: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<Reduction> {
     let m = Manifest::read(dir)?;
@@ -116,16 +129,13 @@ pub fn reduce_capture(
                 .map(|s| AgopAccumulator::new(s.dim))
                 .collect::<Result<_>>()?;
             for i in range {
-                let r = reduce_shard(
-                    dir,
-                    &m,
-                    &m.shards[i],
-                    &selected,
-                    &mut accs,
+                let opts = Opts {
                     policy,
+                    precision,
                     progress,
-                    &stop,
-                );
+                    stop: &stop,
+                };
+                let r = reduce_shard(dir, &m, &m.shards[i], &selected, &mut accs, &opts);
                 if let Err(e) = r {
                     stop.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -162,32 +172,18 @@ pub fn reduce_capture(
 }
 
 /// Reduces one shard into `accs`, verifying its size and checksum on the way.
-#[allow(clippy::too_many_arguments)]
 fn reduce_shard(
     dir: &Path,
     m: &Manifest,
     s: &ShardInfo,
     selected: &[Selected],
     accs: &mut [AgopAccumulator],
-    policy: NonFinitePolicy,
-    progress: &(dyn Fn(u64) -> bool + Sync),
-    stop: &AtomicBool,
+    opts: &Opts<'_>,
 ) -> Result<()> {
     let path = check_size(dir, s)?;
     let map = map_file(&path)?;
     let mut hasher = blake3::Hasher::new();
-    let outcome = reduce_mapped(
-        &path,
-        &map,
-        m,
-        s,
-        selected,
-        accs,
-        policy,
-        progress,
-        stop,
-        &mut hasher,
-    );
+    let outcome = reduce_mapped(&path, &map, m, s, selected, accs, opts, &mut hasher);
     let found = match &outcome {
         Ok(hashed_to) => hash_map(&map, *hashed_to, &mut hasher),
         Err(e) if is_interrupt(e) => return outcome.map(|_| ()),
@@ -215,11 +211,10 @@ fn reduce_mapped(
     s: &ShardInfo,
     selected: &[Selected],
     accs: &mut [AgopAccumulator],
-    policy: NonFinitePolicy,
-    progress: &(dyn Fn(u64) -> bool + Sync),
-    stop: &AtomicBool,
+    opts: &Opts<'_>,
     hasher: &mut blake3::Hasher,
 ) -> Result<usize> {
+    let (progress, stop) = (opts.progress, opts.stop);
     let tensors = parse_header(path, map)?;
     for l in &m.layers {
         check_layer(path, &tensors, &l.name, l.dim, s.rows[&l.name], m.dtype())?;
@@ -242,7 +237,7 @@ fn reduce_mapped(
             Some(k) => {
                 let dim = selected[k].dim;
                 let row_bytes = dim * esize;
-                let br = block_rows(dim);
+                let br = block_rows(row_bytes);
                 let rows = (end - start) / row_bytes;
                 let mut r0 = 0;
                 while r0 < rows {
@@ -250,7 +245,7 @@ fn reduce_mapped(
                     let (b0, b1) = (start + r0 * row_bytes, start + r1 * row_bytes);
                     let bytes = &map[b0..b1];
                     hasher.update(bytes);
-                    update_block(&mut accs[k], bytes, r1 - r0, dim, dtype, policy)
+                    update_block(&mut accs[k], bytes, r1 - r0, dim, dtype, opts)
                         .map_err(|e| relabel(e, path, name, r0 as u64))?;
                     release(map, b0, b1);
                     if !progress((b1 - b0) as u64) || stop.load(Ordering::Relaxed) {
@@ -313,8 +308,9 @@ fn update_block(
     rows: usize,
     dim: usize,
     dtype: RowDType,
-    policy: NonFinitePolicy,
+    opts: &Opts<'_>,
 ) -> Result<()> {
+    let (policy, precision) = (opts.policy, opts.precision);
     let shape = (rows, dim);
     let view_err = |_| NilError::shape("shard block", format!("{rows}x{dim}"), bytes.len());
     match dtype {
@@ -322,20 +318,20 @@ fn update_block(
             let words = as_words::<u16>(bytes);
             let v = ArrayView2::from_shape(shape, &words[..]).map_err(view_err)?;
             if dtype == RowDType::F16 {
-                acc.update(view_as_f16(v), policy)
+                acc.update_with(view_as_f16(v), policy, precision)
             } else {
-                acc.update(view_as_bf16(v), policy)
+                acc.update_with(view_as_bf16(v), policy, precision)
             }
         }
         RowDType::F32 => {
             let vals = as_words::<f32>(bytes);
             let v = ArrayView2::from_shape(shape, &vals[..]).map_err(view_err)?;
-            acc.update(v, policy)
+            acc.update_with(v, policy, precision)
         }
         RowDType::F64 => {
             let vals = as_words::<f64>(bytes);
             let v = ArrayView2::from_shape(shape, &vals[..]).map_err(view_err)?;
-            acc.update(v, policy)
+            acc.update_with(v, policy, precision)
         }
     }
 }
@@ -459,7 +455,14 @@ mod tests {
     fn reduces_to_the_naive_agop_and_verifies() {
         let dir = tmp("ok");
         let rows = capture(&dir, 5, 0.37);
-        let r = reduce_capture(&dir, None, NonFinitePolicy::Raise, &|_| true).unwrap();
+        let r = reduce_capture(
+            &dir,
+            None,
+            NonFinitePolicy::Raise,
+            Precision::Exact,
+            &|_| true,
+        )
+        .unwrap();
         for (name, acc) in &r.layers {
             let want = naive(&rows[name.as_str()]);
             assert_eq!(acc.count() as usize, rows[name.as_str()].len());
@@ -472,6 +475,7 @@ mod tests {
             &dir,
             Some(&["b".to_string()]),
             NonFinitePolicy::Raise,
+            Precision::Exact,
             &|_| true,
         )
         .unwrap();
@@ -480,6 +484,7 @@ mod tests {
             &dir,
             Some(&["zz".to_string()]),
             NonFinitePolicy::Raise,
+            Precision::Exact,
             &|_| true
         )
         .is_err());
@@ -495,7 +500,14 @@ mod tests {
         let n = bytes.len();
         bytes[n - 1] ^= 0x40;
         std::fs::write(&p, &bytes).unwrap();
-        let err = reduce_capture(&dir, None, NonFinitePolicy::Raise, &|_| true).unwrap_err();
+        let err = reduce_capture(
+            &dir,
+            None,
+            NonFinitePolicy::Raise,
+            Precision::Exact,
+            &|_| true,
+        )
+        .unwrap_err();
         assert!(matches!(err, NilError::Checksum { .. }), "{err}");
         let report = crate::shards::verify_capture(&dir);
         assert_eq!(report.problems.len(), 1);
@@ -509,7 +521,8 @@ mod tests {
         let r1 = capture(&d1, 2, 0.37);
         let r2 = capture(&d2, 3, 0.11);
         let p = |d: &Path| {
-            let r = reduce_capture(d, None, NonFinitePolicy::Raise, &|_| true).unwrap();
+            let r = reduce_capture(d, None, NonFinitePolicy::Raise, Precision::Exact, &|_| true)
+                .unwrap();
             (
                 d.to_path_buf(),
                 Partial {
