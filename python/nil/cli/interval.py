@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     pct = f"{fit.ci:.0%}"
     if fit.bootstrap and all(max(b.seeds) == 1 for b in fit.budgets):
-        print("note: every shape has one seed, so the seed bootstrap has nothing to resample and its CIs "
-              "collapse to the point estimate; run ≥ 3 seeds per shape for honest intervals")
+        print("note: every shape has one seed: CIs come from resampling each budget's fit residuals "
+              "(they assume the quadratic holds); ≥ 3 seeds per shape give model-free intervals")
     rows = []
     for b in fit.budgets:
         s = b.smooth

@@ -1,15 +1,32 @@
 //! Stratified bootstrap of the per-budget analysis: in replicate r every shape's seeds are drawn
 //! with replacement (as many as it has) from the random stream (seed, r), the whole per-budget and
-//! cross-budget analysis is redone, and one row of numbers is written. Replicates run on rayon into
-//! disjoint rows of one buffer, so the result is the same for any number of threads.
+//! cross-budget analysis is redone, and one row of numbers is written. A shape with a single seed
+//! has nothing to resample; where its budget has a smooth fit it is resampled from the fit instead
+//! (residual bootstrap: fitted value plus a residual drawn from that budget's fit). Replicates run on
+//! rayon into disjoint rows of one buffer, so the result is the same for any number of threads.
 
 use super::rng::Rng;
 use super::table::Grouped;
 use rayon::prelude::*;
 
+/// Residual-bootstrap material of one budget: fitted loss per shape and the residual pool.
+#[derive(Clone, Debug)]
+pub struct ResidualPool {
+    pub fitted: Vec<f64>,
+    pub residuals: Vec<f64>,
+}
+
 /// Runs `replicates` replicates; `analyse(resampled_losses, row)` fills one row of `width` numbers
 /// from the resampled seed losses (indexed like the grouped table: budget → shape → seeds).
-pub fn run<F>(g: &Grouped, replicates: usize, seed: u64, width: usize, analyse: F) -> Vec<f64>
+/// `pools[b]`, when present, resamples budget b's single-seed shapes from its fit.
+pub fn run<F>(
+    g: &Grouped,
+    pools: &[Option<ResidualPool>],
+    replicates: usize,
+    seed: u64,
+    width: usize,
+    analyse: F,
+) -> Vec<f64>
 where
     F: Fn(&[Vec<Vec<f64>>], &mut [f64]) + Sync,
 {
@@ -30,8 +47,15 @@ where
                 for (si, s) in b.shapes.iter().enumerate() {
                     let dst = &mut buf[bi][si];
                     let k = s.losses.len();
-                    for d in dst.iter_mut() {
-                        *d = s.losses[rng.below(k)];
+                    match &pools[bi] {
+                        Some(p) if k == 1 => {
+                            dst[0] = p.fitted[si] + p.residuals[rng.below(p.residuals.len())];
+                        }
+                        _ => {
+                            for d in dst.iter_mut() {
+                                *d = s.losses[rng.below(k)];
+                            }
+                        }
                     }
                 }
             }
