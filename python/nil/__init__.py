@@ -29,6 +29,8 @@ from .interaction import InteractionStats, interaction_stats
 from .interval import IntervalFit, fit_interval
 from .nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
 from .superposition import Summary, SuperpositionStats, superposition_stats
+from .shards import ShardWriter, analyze, merge, verify
+from .sweep import sweep
 
 try:
     __version__ = version("nil")
@@ -58,4 +60,9 @@ __all__ = [
     "nfa_correlation",
     "save_accumulators",
     "superposition_stats",
+    "ShardWriter",
+    "analyze",
+    "merge",
+    "verify",
+    "sweep",
 ]

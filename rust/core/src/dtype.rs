@@ -1,5 +1,6 @@
 //! Element types accepted for gradient rows and their exact widening to f64.
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use std::sync::OnceLock;
 
@@ -46,10 +47,32 @@ impl RowDType {
 
 /// An element that widens exactly to f64 (every f32, f16 and bf16 value is an f64 value).
 pub trait Widen: Copy + Send + Sync {
+    /// Whether [`narrow`](Widen::narrow) is exact (true for f32, f16 and bf16).
+    const NARROW_EXACT: bool;
+    /// The value as f64 (always exact).
     fn widen(self) -> f64;
+    /// The value as f32.
+    fn narrow(self) -> f32;
+    /// Widens a row (any stride) into `out`.
+    fn widen_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f64]) {
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o = v.widen();
+        }
+    }
+    /// Narrows a row (any stride) into `out`.
+    fn narrow_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f32]) {
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o = v.narrow();
+        }
+    }
 }
 
 impl Widen for f64 {
+    const NARROW_EXACT: bool = false;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        self as f32
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         self
@@ -57,6 +80,11 @@ impl Widen for f64 {
 }
 
 impl Widen for f32 {
+    const NARROW_EXACT: bool = true;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        self
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         self as f64
@@ -78,7 +106,37 @@ fn f16_table() -> &'static [f32] {
     TABLE.get_or_init(|| (0..=u16::MAX).map(|b| f16::from_bits(b).to_f32()).collect())
 }
 
+/// A contiguous slice of half-precision bits as `half::f16` values.
+fn as_f16_slice(bits: &[F16Bits]) -> &[f16] {
+    // SAFETY: F16Bits and half::f16 are both repr(transparent) over u16.
+    unsafe { std::slice::from_raw_parts(bits.as_ptr() as *const f16, bits.len()) }
+}
+
 impl Widen for F16Bits {
+    const NARROW_EXACT: bool = true;
+    fn widen_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f64]) {
+        match row.as_slice() {
+            // half converts contiguous slices with F16C vector instructions where the CPU has them.
+            Some(s) => as_f16_slice(s).convert_to_f64_slice(out),
+            None => out
+                .iter_mut()
+                .zip(row.iter())
+                .for_each(|(o, v)| *o = v.widen()),
+        }
+    }
+    fn narrow_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f32]) {
+        match row.as_slice() {
+            Some(s) => as_f16_slice(s).convert_to_f32_slice(out),
+            None => out
+                .iter_mut()
+                .zip(row.iter())
+                .for_each(|(o, v)| *o = v.narrow()),
+        }
+    }
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        f16_table()[self.0 as usize]
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         // A 256 KiB table stays in L2 and beats software conversion on machines without F16C use.
@@ -87,6 +145,11 @@ impl Widen for F16Bits {
 }
 
 impl Widen for Bf16Bits {
+    const NARROW_EXACT: bool = true;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        f32::from_bits((self.0 as u32) << 16)
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         bf16::from_bits(self.0).to_f32() as f64

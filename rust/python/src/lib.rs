@@ -4,9 +4,11 @@
 mod errors;
 mod interval;
 mod pool;
+mod shards;
 
 use errors::to_py;
 use nil_core::dtype::{view_as_bf16, view_as_f16};
+use nil_core::gram::Precision;
 use nil_core::{
     agop_file, nfa, stats, superposition, AgopAccumulator as CoreAcc, Convention, NonFinitePolicy,
     RowDType,
@@ -18,6 +20,14 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+fn precision(fast: bool) -> Precision {
+    if fast {
+        Precision::Fast
+    } else {
+        Precision::Exact
+    }
+}
 
 fn policy(skip_nonfinite: bool) -> NonFinitePolicy {
     if skip_nonfinite {
@@ -54,10 +64,11 @@ impl PyAgop {
         py: Python<'_>,
         rows: PyReadonlyArray2<'_, f32>,
         skip_nonfinite: bool,
+        fast: bool,
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
-        py.detach(|| with_pool(|| inner.update(view, policy(skip_nonfinite))))
+        py.detach(|| with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast))))
             .map_err(to_py)
     }
 
@@ -66,10 +77,11 @@ impl PyAgop {
         py: Python<'_>,
         rows: PyReadonlyArray2<'_, f64>,
         skip_nonfinite: bool,
+        fast: bool,
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
-        py.detach(|| with_pool(|| inner.update(view, policy(skip_nonfinite))))
+        py.detach(|| with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast))))
             .map_err(to_py)
     }
 
@@ -80,14 +92,19 @@ impl PyAgop {
         rows: PyReadonlyArray2<'_, u16>,
         dtype: &str,
         skip_nonfinite: bool,
+        fast: bool,
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
         let kind = RowDType::parse(dtype);
         py.detach(|| {
             with_pool(|| match kind {
-                Some(RowDType::F16) => inner.update(view_as_f16(view), policy(skip_nonfinite)),
-                Some(RowDType::BF16) => inner.update(view_as_bf16(view), policy(skip_nonfinite)),
+                Some(RowDType::F16) => {
+                    inner.update_with(view_as_f16(view), policy(skip_nonfinite), precision(fast))
+                }
+                Some(RowDType::BF16) => {
+                    inner.update_with(view_as_bf16(view), policy(skip_nonfinite), precision(fast))
+                }
                 _ => Err(nil_core::NilError::DType {
                     context: "AgopAccumulator.update".into(),
                     expected: "float16 or bfloat16 for 16-bit words".into(),
@@ -132,6 +149,25 @@ impl PyAgop {
 
     fn copy(&self) -> Self {
         self.clone()
+    }
+
+    /// Rebuilds an accumulator from an exact sum GᵀG (d×d, float64) and its row counts.
+    #[staticmethod]
+    #[pyo3(signature = (sum, count, nonfinite=0))]
+    fn from_sum(sum: PyReadonlyArray2<'_, f64>, count: u64, nonfinite: u64) -> PyResult<Self> {
+        let view = sum.as_array();
+        let (rows, cols) = view.dim();
+        if rows != cols {
+            return Err(to_py(nil_core::NilError::shape(
+                "AgopAccumulator.from_sum: sum",
+                "a square d×d matrix",
+                format!("{rows}x{cols}"),
+            )));
+        }
+        let flat: Vec<f64> = view.iter().copied().collect();
+        Ok(Self {
+            inner: CoreAcc::from_parts(rows, &flat, count, nonfinite).map_err(to_py)?,
+        })
     }
 }
 
@@ -350,7 +386,7 @@ fn num_threads() -> usize {
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add(
+    m.setattr(
         "__doc__",
         "Raw bindings of nil's Rust core; use the typed API in `nil` instead.",
     )?;
@@ -362,6 +398,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nfa_correlation, m)?)?;
     m.add_function(wrap_pyfunction!(fit_nfa_power, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    shards::register(m)?;
     interval::register(m)?;
     Ok(())
 }
