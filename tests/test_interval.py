@@ -332,7 +332,9 @@ def test_every_container_gives_the_same_answer(tmp_path):
     df = pd.DataFrame(runs)
     _write_csv(tmp_path / "r.csv", runs)
     pq.write_table(pa.Table.from_pandas(df), tmp_path / "r.parquet")
-    inputs = [runs, df, pa.Table.from_pandas(df), tmp_path / "r.csv", str(tmp_path / "r.parquet")]
+    (tmp_path / "sweep").mkdir()
+    pq.write_table(pa.Table.from_pandas(df), tmp_path / "sweep" / "runs.parquet")
+    inputs = [runs, df, pa.Table.from_pandas(df), tmp_path / "r.csv", str(tmp_path / "r.parquet"), tmp_path / "sweep"]
     try:
         import polars as pl
 

@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
         ),
         epilog="example: nil interval runs.csv --budgets 1e6,1.3e6,1.6e6,2e6 --frontier-x wtw_aofe_ratio --plot figs/",
     )
-    p.add_argument("runs", help="runs table: .csv or .parquet")
+    p.add_argument("runs", help="runs table: .csv, .parquet, or a `nil sweep` directory (its runs.parquet)")
     p.add_argument("--budget-col", default="budget", help="budget column (default 'budget'; else target_n, … are tried)")
     p.add_argument("--ratio-col", default="ratio",
                    help="depth/width ratio column (default 'ratio'; else depth/d_model is computed, or depth_over_d_model, alpha)")
