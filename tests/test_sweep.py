@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -114,6 +115,19 @@ def test_worker_pool_matches_in_process_results(tmp_path):
         assert pooled.loc[h, "test_loss"] == pytest.approx(local.loc[h, "test_loss"], rel=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("NIL_TEST_RAY"), reason="starts a local Ray instance (~35 s); set NIL_TEST_RAY=1")
+def test_ray_local_runs_match_in_process_results(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    ray_table = _sweep(tmp_path / "ray", budgets=[2000], depths=[1, 2], seeds=1, ray="local").set_index("config_hash")
+    local = _sweep(tmp_path / "local", budgets=[2000], depths=[1, 2], seeds=1).set_index("config_hash")
+    assert set(ray_table.index) == set(local.index)
+    for h in local.index:
+        assert ray_table.loc[h, "test_loss"] == pytest.approx(local.loc[h, "test_loss"], rel=1e-6)
+    assert len(list((tmp_path / "ray" / "runs").glob("*/result.json"))) == 2
+
+
 def test_capture_columns_enter_the_table(tmp_path):
     table = _sweep(tmp_path, budgets=[2000], depths=[2], seeds=1, capture={"project": 4, "probes": 4})
     row = table.iloc[0]
@@ -136,21 +150,26 @@ def test_summary_marks_the_best_depth_per_budget():
     assert math.isnan(rows[(2, 2)]["test_loss_se"])
 
 
-def test_cli_sweep_plan_json_and_resume(run_cli, tmp_path):
+def test_cli_sweep_plan_json_and_resume(run_cli, tmp_path, capsys):
+    from nil.cli import main
+
     args = ["sweep", "--family", "mlp", "--task", "ts-mlp", "--budgets", "2k,4k", "--depths", "1-2", "--seeds", "1",
             "--data-ratio", "2", "--out", str(tmp_path), "--task-arg", "in_dim=8", "--task-arg", "out_dim=4",
             "--task-arg", "teacher_width=16", "--task-arg", "n_test=256", "--multiple", "2", "--min-width", "4",
             "--lr", "3e-3", "--batch-size", "64", "--warmup", "5", "--eval-every", "10", "--no-capture",
             "--device", "cpu", "--no-progress"]
-    plan = json.loads(run_cli(*args, "--plan", "--json", check=True).stdout)
+    assert main([*args, "--plan", "--json"]) == 0  # the planner through the same entry point, in-process
+    plan = json.loads(capsys.readouterr().out)
     assert plan["runs"] == 4 and {s["budget"] for s in plan["shapes"]} == {2000, 4000}
+    assert not (tmp_path / "runs.parquet").exists()
     out = json.loads(run_cli(*args, "--json", check=True).stdout)
     assert out["runs"] == 4 and sum(r["best"] for r in out["summary"]) == 2
     before = (tmp_path / "runs.parquet").stat().st_mtime_ns
     text = run_cli(*args, check=True).stdout
     assert "Shape sweep" in text and (tmp_path / "runs.parquet").stat().st_mtime_ns == before
-    bad = run_cli("sweep", "--family", "gpt", "--task", "digits", "--budgets", "1k", "--depths", "1", "--out", str(tmp_path / "x"))
-    assert bad.returncode == 1 and "supports the model families" in bad.stderr
+    assert main(["sweep", "--family", "gpt", "--task", "digits", "--budgets", "1k", "--depths", "1",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "supports the model families" in capsys.readouterr().err
 
 
 def test_demo_preset_is_a_valid_sweep():

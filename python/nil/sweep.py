@@ -334,12 +334,23 @@ def _run_ray(todo: list[RunSpec], address: str, rec: _Recorder, bars: _Progress,
         import ray
     except ImportError:
         raise NilValueError("--ray needs the ray package: pip install 'ray[default]'") from None
-    import torch
 
     package_root = str(Path(__file__).resolve().parents[1])
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}}
+    started_here = not ray.is_initialized()
+    local = {"include_dashboard": False} if address == "local" else {}
     ray.init(address=None if address == "local" else address, runtime_env=env, ignore_reinit_error=True,
-             log_to_driver=False)
+             log_to_driver=False, **local)
+    try:
+        _submit_ray(ray, todo, address, rec, bars, threads)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _submit_ray(ray: Any, todo: list[RunSpec], address: str, rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+    import torch
+
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and (address != "local" or torch.cuda.is_available())
     remote = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=1)(_ray_task)
     refs = {}
@@ -405,7 +416,9 @@ def sweep(
     })
     bars = _Progress(progress, len(todo))
     try:
-        if ray is not None:
+        if not todo:
+            pass
+        elif ray is not None:
             _run_ray(todo, ray, rec, bars, threads)
         else:
             devices = resolve_devices(device)
