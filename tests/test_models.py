@@ -142,6 +142,9 @@ def test_sdpa_equals_explicit_mask_attention():
     explicit.load_state_dict(sdpa.state_dict())
     x = torch.randint(0, 50, (3, 24), generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(sdpa(x), explicit(x), rtol=1e-5, atol=1e-5)
+    for block in sdpa.blocks:  # the zero-padded head path the fused CUDA kernels use
+        block.attn.pad_heads = True
+    torch.testing.assert_close(sdpa(x), explicit(x), rtol=1e-5, atol=1e-5)
 
 
 def test_forward_shapes_and_causality():
