@@ -4,7 +4,7 @@ every layer at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -73,7 +73,7 @@ def capture_input(
     by_name = {layer.name: layer for layer in layers}
     grams: dict[str, DeviceGram] = {}
     gen = generator(device, settings.seed)
-    total = len(batches) if hasattr(batches, "__len__") else None
+    total = len(batches) if isinstance(batches, Sized) else None
     with progress_bar("input AGOP", total, progress) as advance:
         for index, raw in enumerate(batches):
             for mb in as_batch(raw, device, index).split(settings.micro_batch):

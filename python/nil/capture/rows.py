@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from ..errors import NilValueError
@@ -35,7 +37,7 @@ def _conv_rows(layer: Layer, gz: torch.Tensor) -> torch.Tensor:
             f"layer {layer.name}: grouped convolution (groups={groups}) has no single unfolded "
             "input space; select its input module instead"
         )
-    w = conv.weight.detach()
+    w = cast(torch.Tensor, conv.weight).detach()
     w_flat = w.reshape(w.shape[0], -1).to(gz.dtype)
     # [B, O, *spatial] -> [B·L, O] -> [B·L, C·k]
     gz = gz.reshape(gz.shape[0], gz.shape[1], -1).transpose(1, 2).reshape(-1, gz.shape[1])
