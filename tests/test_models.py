@@ -182,5 +182,7 @@ def test_reference_init_scales():
     assert model.blocks[0].fc1.weight.std().item() == pytest.approx(0.02, rel=0.05)
     assert model.blocks[0].fc2.weight.std().item() == pytest.approx(0.02 / (2 * 4) ** 0.5, rel=0.05)
     assert torch.equal(model.ln_f.weight, torch.ones(64))
+    assert model.pos_emb.std().item() == pytest.approx(0.02, rel=0.1)
+    assert [n for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)] == ["tok_emb"]
     gru = build("gru", 1, 16, seed=0, in_dim=2)
     assert gru(torch.randn(3, 5, 2)).shape == (3, 64)

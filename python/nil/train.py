@@ -144,6 +144,7 @@ def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]
     for m in model.modules():
         if isinstance(m, (nn.Embedding, nn.LayerNorm, nn.GroupNorm)):
             no_decay_ids.update(id(p) for p in m.parameters(recurse=False))
+    no_decay_ids.update(id(p) for n, p in params if n.split(".")[-1] == "pos_emb")  # gpt's position table
     decay = [p for _, p in params if p.dim() >= 2 and id(p) not in no_decay_ids]
     rest = [p for _, p in params if p.dim() < 2 or id(p) in no_decay_ids]
     return [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]

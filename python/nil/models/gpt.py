@@ -114,7 +114,9 @@ class GPT(nn.Module):
         if self.out_dim is None:
             raise NilValueError("gpt: scalar-sequence inputs (vocab=None) need out_dim")
         self.tok_emb: nn.Module = nn.Embedding(vocab, width) if vocab is not None else nn.Linear(in_dim, width)
-        self.pos_emb = nn.Embedding(seq_len, width)
+        # Positions as a plain parameter, so the only nn.Embedding is the token embedding (capture
+        # reports the WᵀW statistics of the first nn.Embedding as the input embedding's).
+        self.pos_emb = nn.Parameter(torch.zeros(seq_len, width))
         self.blocks = nn.ModuleList(Block(width, head_dim, d_ff_mult * width, attention) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, self.out_dim, bias=vocab is None)
@@ -126,9 +128,12 @@ class GPT(nn.Module):
         t = x.shape[1]
         if t > self.seq_len:
             raise NilValueError(f"gpt: sequence length {t} exceeds the model's seq_len {self.seq_len}")
-        pos = self.pos_emb(torch.arange(t, device=x.device))
-        out: torch.Tensor = self.tok_emb(x) + pos
+        out: torch.Tensor = self.tok_emb(x) + self.pos_emb[:t]
         return out
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding (an nn.Linear for scalar-sequence inputs), as Hugging Face models name it."""
+        return self.tok_emb
 
     def forward_embedded(self, e: torch.Tensor) -> torch.Tensor:
         """The model from the embedding sum on: logits at every position (token inputs) or the
