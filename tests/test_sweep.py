@@ -179,3 +179,33 @@ def test_demo_preset_is_a_valid_sweep():
                       capture=p["capture"])
     assert len(p["budgets"]) == 2 and len(p["depths"]) >= 5 and p["seeds"] == 2
     assert len(plan.runs) == 2 * len(p["depths"]) * 2 and not plan.skipped
+
+
+FAMILY_TASKS = [
+    ("gpt", "bytes", {"seq_len": 32, "val_fraction": 0.2, "test_fraction": 0.2, "capture_windows": 16}, {}, 20000),
+    ("gpt", "ts-gpt", {"in_dim": 12, "out_dim": 4, "n_test": 64, "n_val": 64, "capture_subset": 16}, {}, 8000),
+    ("gru", "ts-mlp", {"in_dim": 12, "out_dim": 4, "n_test": 64, "n_val": 64, "capture_subset": 16}, {}, 3000),
+    ("cnn", "digits", {"capture_subset": 16}, {}, 5000),
+    ("mlp", "digits", {"capture_subset": 16}, {"style": "residual"}, 5000),
+]
+
+
+@pytest.mark.parametrize("family,task,task_options,model_options,budget", FAMILY_TASKS,
+                         ids=[f"{f}-{t}" for f, t, *_ in FAMILY_TASKS])
+def test_every_family_and_task_sweeps_with_capture(tmp_path, family, task, task_options, model_options, budget):
+    if task == "bytes":
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        for i in range(30):
+            (corpus / f"{i}.py").write_text(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" * (10 + i))
+        task_options = {**task_options, "corpus": str(corpus)}
+    table = _sweep(tmp_path / "out", family=family, task=task, budgets=[budget], depths=[2], seeds=1,
+                   data_ratio=1.0, task_options=task_options, model_options=model_options,
+                   width_options={"multiple": 4, "min_width": 4, "max_pad": 0.5},
+                   train=FAST.replace(max_steps=15, batch_size=32), capture={"project": 4, "probes": 2})
+    row = table.iloc[0]
+    assert row.active_params + row.pad_params == budget and row.steps == 15
+    assert math.isfinite(row.test_loss) and 0.0 <= row.out_aofe_ratio <= 1.0
+    assert row.n_layers == 2 and math.isfinite(row.agop_aofe_ratio_L1)
+    # Only a token-embedding model reports the WᵀW statistics of an input embedding.
+    assert math.isfinite(row.wtw_emb_aofe_ratio) == (task == "bytes")
