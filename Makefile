@@ -28,6 +28,7 @@ build: $(STAMP)
 
 rust-test:
 	cargo fmt --all -- --check
+	cargo clippy --release -p nil-core -p nil-python -q -- -D warnings
 	cargo test --release -p nil-core -q
 
 stubtest: build

@@ -62,5 +62,7 @@ def _torch_to_numpy(t: Any) -> npt.NDArray[Any]:
         t = t.cpu()
     if t.dtype == torch.bfloat16:
         assert _BF16 is not None
-        return t.view(torch.int16).numpy().view(np.uint16).view(_BF16)
-    return t.numpy()
+        bits: npt.NDArray[Any] = t.view(torch.int16).numpy().view(np.uint16)
+        return bits.view(_BF16)
+    out: npt.NDArray[Any] = t.numpy()
+    return out

@@ -14,8 +14,15 @@ from ._dtypes import as_rows
 from .errors import NilValueError
 
 NonFinite = Literal["raise", "skip"]
+PrecisionName = Literal["fast", "exact"]
 
 __all__ = ["AgopAccumulator", "save_accumulators", "load_accumulators"]
+
+
+def _fast(precision: str) -> bool:
+    if precision not in ("fast", "exact"):
+        raise NilValueError(f"precision: expected 'fast' or 'exact', found {precision!r}")
+    return precision == "fast"
 
 
 def _skip(nonfinite: str) -> bool:
@@ -37,18 +44,25 @@ class AgopAccumulator:
     (3, 1.0)
     """
 
-    __slots__ = ("_raw", "nonfinite_policy")
+    __slots__ = ("_raw", "nonfinite_policy", "precision")
 
-    def __init__(self, dim: int, nonfinite: NonFinite = "raise") -> None:
+    def __init__(
+        self, dim: int, nonfinite: NonFinite = "raise", precision: PrecisionName = "fast"
+    ) -> None:
         _skip(nonfinite)
+        _fast(precision)
         self._raw = _core.AgopAccumulator(int(dim))
         self.nonfinite_policy: NonFinite = nonfinite
+        self.precision: PrecisionName = precision
 
     @classmethod
-    def _wrap(cls, raw: Any, nonfinite: NonFinite = "raise") -> AgopAccumulator:
+    def _wrap(
+        cls, raw: Any, nonfinite: NonFinite = "raise", precision: PrecisionName = "fast"
+    ) -> AgopAccumulator:
         obj = cls.__new__(cls)
         obj._raw = raw
         obj.nonfinite_policy = nonfinite
+        obj.precision = precision
         return obj
 
     @property
@@ -66,7 +80,14 @@ class AgopAccumulator:
         """Rows skipped because they held NaN or infinity (only with ``nonfinite="skip"``)."""
         return int(self._raw.nonfinite)
 
-    def update(self, rows: Any, *, nonfinite: NonFinite | None = None, dtype: str | None = None) -> None:
+    def update(
+        self,
+        rows: Any,
+        *,
+        nonfinite: NonFinite | None = None,
+        dtype: str | None = None,
+        precision: PrecisionName | None = None,
+    ) -> None:
         """Adds every row of a 2-D array (float64/32/16, bfloat16, or uint16 words with ``dtype``).
 
         Any memory layout is read in place. A non-finite value raises ``NonFiniteError`` and leaves
@@ -74,12 +95,13 @@ class AgopAccumulator:
         """
         skip = _skip(nonfinite or self.nonfinite_policy)
         arr, kind = as_rows(rows, "AgopAccumulator.update", dtype)
+        fast = _fast(precision or self.precision)
         if kind == "float32":
-            self._raw.update_f32(arr, skip)
+            self._raw.update_f32(arr, skip, fast)
         elif kind == "float64":
-            self._raw.update_f64(arr, skip)
+            self._raw.update_f64(arr, skip, fast)
         else:
-            self._raw.update_bits(arr, kind, skip)
+            self._raw.update_bits(arr, kind, skip, fast)
 
     def merge(self, other: AgopAccumulator) -> None:
         """Adds another accumulator's rows (same ``dim``) to this one."""
@@ -89,11 +111,11 @@ class AgopAccumulator:
 
     def matrix(self) -> npt.NDArray[np.float64]:
         """The AGOP (1/n)·GᵀG as a symmetric float64 array; all NaN before any row arrives."""
-        return self._raw.matrix()  # type: ignore[no-any-return]
+        return self._raw.matrix()
 
     def sum(self) -> npt.NDArray[np.float64]:
         """The exact sum GᵀG (what files store and merges add)."""
-        return self._raw.sum()  # type: ignore[no-any-return]
+        return self._raw.sum()
 
     @classmethod
     def from_sum(
@@ -119,7 +141,7 @@ class AgopAccumulator:
 
     def copy(self) -> AgopAccumulator:
         """An independent copy."""
-        return AgopAccumulator._wrap(self._raw.copy(), self.nonfinite_policy)
+        return AgopAccumulator._wrap(self._raw.copy(), self.nonfinite_policy, self.precision)
 
     def save(self, path: str | os.PathLike[str], name: str = "agop") -> None:
         """Writes the accumulator to a safetensors file atomically (temporary file, fsync, rename)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .accumulator import AgopAccumulator
 from .interaction import interaction_stats
@@ -20,7 +21,7 @@ from .superposition import superposition_stats
 __all__ = ["layer_rows", "run_core_demo"]
 
 
-def layer_rows(kind: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+def layer_rows(kind: str, n: int, d: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
     """Gradient-like rows of a given covariance structure: 'isotropic', 'low-rank' or 'power-law'."""
     z = rng.standard_normal((n, d))
     if kind == "isotropic":
@@ -30,7 +31,8 @@ def layer_rows(kind: str, n: int, d: int, rng: np.random.Generator) -> np.ndarra
         return rng.standard_normal((n, 4)) @ basis + 0.05 * z
     if kind == "power-law":
         q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-        return (z * np.arange(1, d + 1) ** -1.0) @ q.T
+        out: npt.NDArray[np.float64] = (z * np.arange(1, d + 1) ** -1.0) @ q.T
+        return out
     raise ValueError(f"unknown layer kind {kind!r}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from typing import Any, Literal
 
 import torch
@@ -118,7 +118,7 @@ def capture_agop(
         raise NilValueError(f"token_stride: expected a positive int, found {token_stride!r}")
     if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
         raise NilValueError(f"micro_batch: expected a positive int or None, found {micro_batch!r}")
-    if hasattr(batches, "__len__") and len(batches) == 0:
+    if isinstance(batches, Sized) and len(batches) == 0:
         raise NilValueError("capture_agop: batches is empty")
     dev = model_device(model, device)
     rows_dtype = row_dtype_for(dtype, dev)
@@ -152,10 +152,11 @@ def capture_agop(
         projector = Projector(64 if project is None else project, seed)
         first = selected[0]
         if estimator == "exact":
-            gram = exact_output_gram(
+            gram, vjp = exact_output_gram(
                 model, batches, first, projector, dev, rows_dtype, micro_batch,
                 max(1, int(vjp_chunk)), batched_vjp, progress,
             )
+            settings["vjp"] = vjp
         else:
             assert n_probes != "exact"
             gram = reference_jvp_gram(

@@ -4,7 +4,7 @@ every layer at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -44,12 +44,12 @@ class InputSettings:
 
 def _layer_rows(
     layers: dict[str, Layer], names: list[str], targets: list[torch.Tensor],
-    grads: tuple[torch.Tensor | None, ...], settings: InputSettings,
+    grads: tuple[torch.Tensor | None, ...], settings: InputSettings, mask: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
     parts: dict[str, list[torch.Tensor]] = {}
     for name, target, g in zip(names, targets, grads):
         grad = torch.zeros_like(target) if g is None else g
-        rows = gradient_rows(layers[name], grad, settings.token_stride)
+        rows = gradient_rows(layers[name], grad, settings.token_stride, mask)
         parts.setdefault(name, []).append(rows.to(settings.row_dtype))
     return {n: (p[0] if len(p) == 1 else torch.cat(p)) for n, p in parts.items()}
 
@@ -73,7 +73,7 @@ def capture_input(
     by_name = {layer.name: layer for layer in layers}
     grams: dict[str, DeviceGram] = {}
     gen = generator(device, settings.seed)
-    total = len(batches) if hasattr(batches, "__len__") else None
+    total = len(batches) if isinstance(batches, Sized) else None
     with progress_bar("input AGOP", total, progress) as advance:
         for index, raw in enumerate(batches):
             for mb in as_batch(raw, device, index).split(settings.micro_batch):
@@ -92,7 +92,7 @@ def capture_input(
                     grads = torch.autograd.grad(
                         y, targets, grad_outputs=v, retain_graph=p < n_probes - 1, allow_unused=True
                     )
-                    rows = _layer_rows(by_name, names, targets, grads, settings)
+                    rows = _layer_rows(by_name, names, targets, grads, settings, mb.attention_mask)
                     del grads
                     if settings.accumulate:
                         for name, r in rows.items():

@@ -11,7 +11,7 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -78,7 +78,7 @@ def linear_weight(module: nn.Module) -> torch.Tensor:
     convolutions: the weight unfolded to (out_channels × in_channels·kernel), the space of the
     conv's patch AGOP.
     """
-    w = module.weight.detach()
+    w = cast(torch.Tensor, module.weight).detach()
     if isinstance(module, _CONVS):
         return w.reshape(w.shape[0], -1)
     if type(module).__name__ == "Conv1D":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from typing import Any
 
 import torch
@@ -33,7 +33,7 @@ __all__ = ["exact_output_gram", "reference_jvp_gram"]
 
 
 def _total(batches: Iterable[Any]) -> int | None:
-    return len(batches) if hasattr(batches, "__len__") else None
+    return len(batches) if isinstance(batches, Sized) else None
 
 
 class _Vjp:
@@ -43,7 +43,7 @@ class _Vjp:
         self.batched = batched
 
     def rows(self, y: torch.Tensor, z: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        k = y.shape[1]
+        """∂(P·y)_c/∂z for c in [lo, hi): a [hi - lo, *z.shape] tensor."""
         if self.batched:
             v = torch.zeros(hi - lo, *y.shape, dtype=y.dtype, device=y.device)
             v[torch.arange(hi - lo), :, torch.arange(lo, hi)] = 1.0
@@ -62,7 +62,6 @@ class _Vjp:
             v1[:, c] = 1.0
             (g,) = torch.autograd.grad(y, z, grad_outputs=v1, retain_graph=True)
             out.append(g)
-        del k
         return torch.stack(out)
 
 
@@ -77,8 +76,9 @@ def exact_output_gram(
     vjp_chunk: int,
     batched: bool,
     progress: bool,
-) -> DeviceGram:
-    """Σ over samples of (PJ)(PJ)ᵀ (k×k, float64 on the device) and the sample count."""
+) -> tuple[DeviceGram, str]:
+    """Σ over samples of (PJ)(PJ)ᵀ (k×k, float64 on the device) with the sample count, and how
+    the VJPs ran (``"batched"`` or ``"loop"``)."""
     gram: DeviceGram | None = None
     vjp = _Vjp(batched)
     prod = product_dtype(row_dtype)
@@ -108,7 +108,7 @@ def exact_output_gram(
             advance(1)
     if gram is None:
         raise NilValueError("capture_agop: no batches were given")
-    return gram
+    return gram, "batched" if vjp.batched else "loop"
 
 
 def _forward_input(model: nn.Module, first: Layer, mb: Batch) -> torch.Tensor:
@@ -161,7 +161,9 @@ def reference_jvp_gram(
 
                     # Double backward: SDPA's fused kernels have none, its math kernel does.
                     with sdpa_kernel([SDPBackend.MATH]):
-                        _, ju = torch.autograd.functional.jvp(f, z[lo:hi], u[lo:hi])
+                        _, ju = torch.autograd.functional.jvp(  # type: ignore[no-untyped-call]
+                            f, z[lo:hi], u[lo:hi]
+                        )
                     ju = torch.nan_to_num(ju.to(product_dtype(row_dtype)), nan=0.0, posinf=0.0, neginf=0.0)
                     if gram is None:
                         gram = DeviceGram(ju.shape[1], device, row_dtype)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch import nn
@@ -126,7 +126,7 @@ def interaction_report(
     *,
     layers: str | Sequence[str] | None = None,
     project: int = 64,
-    probes: int | str = 8,
+    probes: int | Literal["exact"] = 8,
     seed: int = 0,
     device: Any = None,
     progress: bool = True,
@@ -151,13 +151,13 @@ def interaction_report(
         nfa_linears = [l.name for l in selected if l.kind != "input"]
     names = [l.name for l in selected]
     capture_names = names + [n for n in nfa_linears if n not in names]
-    common = dict(seed=seed, device=device, progress=progress, micro_batch=micro_batch)
     inputs = capture_agop(
         model, data, layers=capture_names, mode="input", probes=probes, project=project,
-        token_stride=token_stride, **common,  # type: ignore[arg-type]
+        token_stride=token_stride, seed=seed, device=device, progress=progress, micro_batch=micro_batch,
     )
     output = capture_agop(
-        model, data, layers=[names[0]], mode="output", project=project, **common  # type: ignore[arg-type]
+        model, data, layers=[names[0]], mode="output", project=project, seed=seed, device=device,
+        progress=progress, micro_batch=micro_batch,
     )["output"]
     emb_name, emb = _input_embedding(model)
     embedding = superposition_stats(emb.weight.detach().float()) if emb is not None else None

@@ -43,8 +43,8 @@ def model_device(model: nn.Module, device: str | torch.device | None) -> torch.d
     or buffer (CPU for a model without any)."""
     if device is not None:
         return torch.device(device)
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
+    for param in model.parameters():
+        return param.device
+    for buf in model.buffers():
+        return buf.device
     return torch.device("cpu")

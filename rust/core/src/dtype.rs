@@ -46,10 +46,20 @@ impl RowDType {
 
 /// An element that widens exactly to f64 (every f32, f16 and bf16 value is an f64 value).
 pub trait Widen: Copy + Send + Sync {
+    /// Whether [`narrow`](Widen::narrow) is exact (true for f32, f16 and bf16).
+    const NARROW_EXACT: bool;
+    /// The value as f64 (always exact).
     fn widen(self) -> f64;
+    /// The value as f32.
+    fn narrow(self) -> f32;
 }
 
 impl Widen for f64 {
+    const NARROW_EXACT: bool = false;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        self as f32
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         self
@@ -57,6 +67,11 @@ impl Widen for f64 {
 }
 
 impl Widen for f32 {
+    const NARROW_EXACT: bool = true;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        self
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         self as f64
@@ -79,6 +94,11 @@ fn f16_table() -> &'static [f32] {
 }
 
 impl Widen for F16Bits {
+    const NARROW_EXACT: bool = true;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        f16_table()[self.0 as usize]
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         // A 256 KiB table stays in L2 and beats software conversion on machines without F16C use.
@@ -87,6 +107,11 @@ impl Widen for F16Bits {
 }
 
 impl Widen for Bf16Bits {
+    const NARROW_EXACT: bool = true;
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        f32::from_bits((self.0 as u32) << 16)
+    }
     #[inline(always)]
     fn widen(self) -> f64 {
         bf16::from_bits(self.0).to_f32() as f64

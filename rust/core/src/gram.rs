@@ -19,6 +19,20 @@ pub enum NonFinitePolicy {
     Skip,
 }
 
+/// How the products g gᵀ are formed (the sums are always f64).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Products in f64: exact for f32/f16/bf16 inputs; only the f64 sums round.
+    Exact,
+    /// Products summed in f32 over blocks of at most [`FAST_BLOCK_ROWS`] rows, blocks summed in
+    /// f64: relative error about √512·2⁻²⁴ ≈ 1e-6 on an entry, at f32 matrix-product speed.
+    /// f64 inputs always use `Exact`.
+    Fast,
+}
+
+/// Rows whose f32 products are summed in f32 before entering the f64 sum ([`Precision::Fast`]).
+pub const FAST_BLOCK_ROWS: usize = 512;
+
 /// Target number of f64 elements in one widened block of rows (16 MiB).
 const BLOCK_ELEMS: usize = 1 << 21;
 
@@ -103,6 +117,16 @@ impl AgopAccumulator {
         rows: ArrayView2<'_, T>,
         policy: NonFinitePolicy,
     ) -> Result<()> {
+        self.update_with(rows, policy, Precision::Exact)
+    }
+
+    /// [`update`](Self::update) with a choice of [`Precision`].
+    pub fn update_with<T: Widen>(
+        &mut self,
+        rows: ArrayView2<'_, T>,
+        policy: NonFinitePolicy,
+        precision: Precision,
+    ) -> Result<()> {
         let (n, d) = rows.dim();
         if d != self.dim {
             return Err(NilError::shape(
@@ -114,10 +138,13 @@ impl AgopAccumulator {
         if n == 0 {
             return Ok(());
         }
+        if precision == Precision::Fast && T::NARROW_EXACT {
+            return self.update_fast(rows, policy);
+        }
         let br = block_rows(d);
         let mut panel = vec![0.0f64; br.min(n) * d];
         if n <= br {
-            let (kept, skipped) = widen_block(rows, 0, policy, &mut panel)?;
+            let (kept, skipped) = widen_block(rows, 0, policy, &mut panel, |v: T| v.widen())?;
             gram_add(&mut self.sum, d, &panel[..kept * d], kept);
             self.count += kept as u64;
             self.nonfinite += skipped;
@@ -130,8 +157,42 @@ impl AgopAccumulator {
         while start < n {
             let end = (start + br).min(n);
             let block = rows.slice(ndarray::s![start..end, ..]);
-            let (kept, skipped) = widen_block(block, start as u64, policy, &mut panel)?;
+            let (kept, skipped) =
+                widen_block(block, start as u64, policy, &mut panel, |v: T| v.widen())?;
             gram_add(&mut scratch, d, &panel[..kept * d], kept);
+            kept_total += kept as u64;
+            skipped_total += skipped;
+            start = end;
+        }
+        add_lower(&mut self.sum, &scratch, d);
+        self.count += kept_total;
+        self.nonfinite += skipped_total;
+        Ok(())
+    }
+
+    /// [`Precision::Fast`]: f32 products over blocks of rows, each block's f32 triangle added to a
+    /// scratch f64 triangle, committed when every block succeeded.
+    fn update_fast<T: Widen>(
+        &mut self,
+        rows: ArrayView2<'_, T>,
+        policy: NonFinitePolicy,
+    ) -> Result<()> {
+        let (n, d) = rows.dim();
+        let br = FAST_BLOCK_ROWS.min(n);
+        let mut panel = vec![0.0f32; br * d];
+        let mut block_sum = vec![0.0f32; d * d];
+        let mut scratch = vec![0.0f64; d * d];
+        let (mut kept_total, mut skipped_total) = (0u64, 0u64);
+        let mut start = 0;
+        while start < n {
+            let end = (start + br).min(n);
+            let block = rows.slice(ndarray::s![start..end, ..]);
+            let (kept, skipped) =
+                widen_block(block, start as u64, policy, &mut panel, |v: T| v.narrow())?;
+            if kept > 0 {
+                gram_replace_f32(&mut block_sum, d, &panel[..kept * d], kept);
+                add_lower_f32(&mut scratch, &block_sum, d);
+            }
             kept_total += kept as u64;
             skipped_total += skipped;
             start = end;
@@ -185,11 +246,12 @@ impl AgopAccumulator {
 
 /// Widens `rows` into `panel` (row-major, contiguous), dropping or rejecting non-finite rows.
 /// Returns (rows kept, rows skipped). `offset` numbers rows in error messages.
-fn widen_block<T: Widen>(
+fn widen_block<T: Widen, P: Copy + Send + Sync + Into<f64>>(
     rows: ArrayView2<'_, T>,
     offset: u64,
     policy: NonFinitePolicy,
-    panel: &mut [f64],
+    panel: &mut [P],
+    convert: impl Fn(T) -> P + Sync,
 ) -> Result<(usize, u64)> {
     let (n, d) = rows.dim();
     let panel = &mut panel[..n * d];
@@ -201,10 +263,11 @@ fn widen_block<T: Widen>(
             let row = rows.row(i);
             let mut bad = None;
             for (o, v) in out.iter_mut().zip(row.iter()) {
-                let x = v.widen();
+                let x = convert(*v);
                 *o = x;
-                if !x.is_finite() && bad.is_none() {
-                    bad = Some(x);
+                let w: f64 = x.into();
+                if !w.is_finite() && bad.is_none() {
+                    bad = Some(w);
                 }
             }
             bad
@@ -267,6 +330,40 @@ fn add_lower(dst: &mut [f64], src: &[f64], d: usize) {
         .for_each(|(j, (dc, sc))| {
             for i in j..d {
                 dc[i] += sc[i];
+            }
+        });
+}
+
+/// lower(S) = Pᵀ P in f32 for a row-major f32 panel.
+fn gram_replace_f32(sum: &mut [f32], d: usize, panel: &[f32], rows: usize) {
+    let p = MatRef::from_row_major_slice(panel, rows, d);
+    let dst = MatMut::from_column_major_slice_mut(sum, d, d);
+    let par = if rows * d * d < 1 << 16 {
+        Par::Seq
+    } else {
+        Par::rayon(0)
+    };
+    matmul(
+        dst,
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        p.transpose(),
+        BlockStructure::Rectangular,
+        p,
+        BlockStructure::Rectangular,
+        1.0f32,
+        par,
+    );
+}
+
+/// lower(dst) += lower(src) for an f64 destination and f32 source, both column-major d×d.
+fn add_lower_f32(dst: &mut [f64], src: &[f32], d: usize) {
+    dst.par_chunks_mut(d)
+        .zip(src.par_chunks(d))
+        .enumerate()
+        .for_each(|(j, (dc, sc))| {
+            for i in j..d {
+                dc[i] += sc[i] as f64;
             }
         });
 }

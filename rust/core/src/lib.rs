@@ -6,6 +6,9 @@
 //! - [`nfa`]: Neural Feature Ansatz correlation of WᵀW with AGOP^γ and the fit of γ.
 //! - [`agop_file`]: safetensors files of accumulators, written atomically.
 
+// `!(x > 0.0)` is deliberate throughout: it is true for NaN, which must take the degenerate path.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod agop_file;
 pub mod dtype;
 pub mod eig;

@@ -157,7 +157,9 @@ fn pearson_from_sums(n: f64, sx: f64, sy: f64, sxx: f64, syy: f64, sxy: f64) -> 
     let cov = sxy - sx * sy / n;
     let vx = sxx - sx * sx / n;
     let vy = syy - sy * sy / n;
-    if vx > 0.0 && vy > 0.0 {
+    // A variance within rounding of zero (relative to the raw second moment) is zero: the
+    // correlation is undefined, not a number made of rounding noise.
+    if vx > 1e-10 * sxx && vy > 1e-10 * syy {
         (cov / (vx * vy).sqrt()).clamp(-1.0, 1.0)
     } else {
         f64::NAN

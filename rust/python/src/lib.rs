@@ -6,6 +6,7 @@ mod pool;
 
 use errors::to_py;
 use nil_core::dtype::{view_as_bf16, view_as_f16};
+use nil_core::gram::Precision;
 use nil_core::{
     agop_file, nfa, stats, superposition, AgopAccumulator as CoreAcc, Convention, NonFinitePolicy,
     RowDType,
@@ -17,6 +18,14 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+fn precision(fast: bool) -> Precision {
+    if fast {
+        Precision::Fast
+    } else {
+        Precision::Exact
+    }
+}
 
 fn policy(skip_nonfinite: bool) -> NonFinitePolicy {
     if skip_nonfinite {
@@ -53,10 +62,11 @@ impl PyAgop {
         py: Python<'_>,
         rows: PyReadonlyArray2<'_, f32>,
         skip_nonfinite: bool,
+        fast: bool,
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
-        py.detach(|| with_pool(|| inner.update(view, policy(skip_nonfinite))))
+        py.detach(|| with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast))))
             .map_err(to_py)
     }
 
@@ -65,10 +75,11 @@ impl PyAgop {
         py: Python<'_>,
         rows: PyReadonlyArray2<'_, f64>,
         skip_nonfinite: bool,
+        fast: bool,
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
-        py.detach(|| with_pool(|| inner.update(view, policy(skip_nonfinite))))
+        py.detach(|| with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast))))
             .map_err(to_py)
     }
 
@@ -79,14 +90,19 @@ impl PyAgop {
         rows: PyReadonlyArray2<'_, u16>,
         dtype: &str,
         skip_nonfinite: bool,
+        fast: bool,
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
         let kind = RowDType::parse(dtype);
         py.detach(|| {
             with_pool(|| match kind {
-                Some(RowDType::F16) => inner.update(view_as_f16(view), policy(skip_nonfinite)),
-                Some(RowDType::BF16) => inner.update(view_as_bf16(view), policy(skip_nonfinite)),
+                Some(RowDType::F16) => {
+                    inner.update_with(view_as_f16(view), policy(skip_nonfinite), precision(fast))
+                }
+                Some(RowDType::BF16) => {
+                    inner.update_with(view_as_bf16(view), policy(skip_nonfinite), precision(fast))
+                }
                 _ => Err(nil_core::NilError::DType {
                     context: "AgopAccumulator.update".into(),
                     expected: "float16 or bfloat16 for 16-bit words".into(),
@@ -368,7 +384,7 @@ fn num_threads() -> usize {
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add(
+    m.setattr(
         "__doc__",
         "Raw bindings of nil's Rust core; use the typed API in `nil` instead.",
     )?;

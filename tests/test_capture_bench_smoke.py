@@ -1,0 +1,34 @@
+"""The GPU capture benchmark runs at a tiny size on the CPU and prints its JSON summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_capture_gpu_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benches" / "bench_capture_gpu.py"), "--smoke", "--device", "cpu",
+         "--sink-dir", str(tmp_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary == json.loads(proc.stdout)
+    for case in ("1m", "10m"):
+        res = summary[case]
+        assert res["params"] == res["params_formula"]
+        assert res["reference_s"] > 0 and res["nil_sdpa_vmap_s"] > 0
+        assert res["nil_vmap_vs_loop_max_rel_diff"] < 1e-5
+    gpt2 = summary["gpt2"]
+    assert gpt2["per_probe_over_train_step"] > 0 and gpt2["sink_bytes_all_runs"] > 0
+    assert gpt2["rows_per_layer"] == 2 * 4 * 32
+    assert list(tmp_path.iterdir()) == [out], "the sink's files are deleted afterwards"
