@@ -1,0 +1,187 @@
+"""ShardWriter → verify → analyze / merge give the numbers numpy computes from the same rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nil
+from shard_helpers import agop, make_capture, manifest, stored
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    dtype=st.sampled_from(["float16", "bfloat16", "float32"]),
+    dims=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    n=st.integers(1, 300),
+    batches=st.integers(1, 5),
+    shard_bytes=st.sampled_from([1, 2000, 1 << 20]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_capture_round_trips_to_numpy(tmp_path_factory, dtype, dims, n, batches, shard_bytes, seed):
+    rng = np.random.default_rng(seed)
+    rows = {f"layer.{i}": rng.standard_normal((n, d)) * 3 for i, d in enumerate(dims)}
+    path = tmp_path_factory.mktemp("cap")
+    make_capture(path, rows, dtype, batches=min(batches, n), shard_bytes=shard_bytes)
+    report = nil.verify(path)
+    assert report.ok, report.problems
+    assert report.rows == {k: n for k in rows}
+    records = nil.analyze(path)
+    assert [r.layer for r in records] == list(rows)
+    for r in records:
+        x = stored(rows[r.layer], dtype)
+        want = agop(x)
+        np.testing.assert_allclose(r.accumulator.matrix(), want, rtol=1e-12, atol=1e-12)
+        ref = nil.interaction_stats(want)
+        assert (r.rows, r.dim, r.nonfinite) == (n, x.shape[1], 0)
+        np.testing.assert_allclose(r.aofe_ratio, ref.aofe_ratio, rtol=1e-9, atol=1e-12)
+        assert r.to_dict()["participation_ratio"] == pytest.approx(ref.participation_ratio, rel=1e-9)
+
+
+def test_manifest_describes_model_and_capture(tmp_path):
+    rows = {"blocks.0": np.ones((10, 4))}
+    meta = {"family": "gpt", "depth": 4, "width": 64, "params": 123, "budget": 100,
+            "capture": {"mode": "input", "probes": 2, "projection_seed": 7, "token_stride": 3}, "note": "x"}
+    make_capture(tmp_path / "c", rows, "bfloat16", meta=meta)
+    m = manifest(tmp_path / "c")
+    assert m["format"] == "nil.shards" and m["format_version"] == 1
+    assert m["model"] == {"family": "gpt", "depth": 4, "width": 64, "params": 123, "budget": 100, "ratio": 4 / 64}
+    assert m["capture"] == {"dtype": "bfloat16", "mode": "input", "probes": 2, "projection_seed": 7, "token_stride": 3}
+    assert m["layers"] == [{"name": "blocks.0", "dim": 4}]
+    assert m["extra"] == {"note": "x"}
+    s = m["shards"][0]
+    assert s["file"] == "shards/000000.safetensors" and len(s["blake3"]) == 64
+    assert s["bytes"] == (tmp_path / "c" / s["file"]).stat().st_size
+
+
+def test_torch_tensors_and_uneven_layers(tmp_path):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(50, 6, generator=g)
+    b = torch.randn(20, 3, generator=g).to(torch.bfloat16)
+    with nil.ShardWriter(tmp_path / "t", {"a": 6, "b": 3}, dtype="float32", shard_bytes=500) as w:
+        w.write({"a": a[:30]})
+        w.write({"a": a[30:], "b": b})
+    recs = {r.layer: r for r in nil.analyze(tmp_path / "t")}
+    np.testing.assert_allclose(recs["a"].accumulator.matrix(), agop(a.double().numpy()), rtol=1e-6)
+    np.testing.assert_allclose(recs["b"].accumulator.matrix(), agop(b.double().numpy()), rtol=1e-12)
+    assert (recs["a"].rows, recs["b"].rows) == (50, 20)
+
+
+@pytest.mark.gpu
+def test_cuda_tensors_are_written(tmp_path):
+    import torch
+
+    a = torch.randn(64, 8, device="cuda")
+    with nil.ShardWriter(tmp_path / "g", {"a": 8}) as w:
+        w.write({"a": a})
+        a.zero_()  # the writer copied on the device at write()
+    rec = nil.analyze(tmp_path / "g")[0]
+    assert rec.rows == 64 and rec.frobenius > 0
+
+
+def test_resume_appends_after_verifying(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((90, 5))
+    p = tmp_path / "r"
+    make_capture(p, {"a": x[:40]}, shard_bytes=100)
+    before = len(manifest(p)["shards"])
+    with nil.ShardWriter(p, {"a": 5}, meta={"family": "mlp"}, shard_bytes=100) as w:
+        assert w.rows == {"a": 40}
+        w.write({"a": x[40:]})
+    assert len(manifest(p)["shards"]) > before
+    rec = nil.analyze(p)[0]
+    np.testing.assert_allclose(rec.accumulator.matrix(), agop(stored(x, "float16")), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"layers": {"a": 6}}, "layer a"),
+        ({"layers": {"b": 5}}, "layer b"),
+        ({"dtype": "float32"}, "dtype float32"),
+        ({"meta": {"family": "gpt"}}, "model.family"),
+    ],
+)
+def test_resume_refuses_a_different_capture(tmp_path, kwargs, match):
+    p = tmp_path / "r"
+    make_capture(p, {"a": np.ones((4, 5))}, meta={"family": "mlp"})
+    before = (p / "manifest.json").read_bytes()
+    args = {"layers": {"a": 5}, "dtype": "float16", "meta": {"family": "mlp"}} | kwargs
+    with pytest.raises(nil.ShardError, match=match):
+        nil.ShardWriter(p, args.pop("layers"), **args)
+    assert (p / "manifest.json").read_bytes() == before
+    with pytest.raises(FileExistsError):
+        nil.ShardWriter(p, {"a": 5}, resume=False)
+
+
+def test_writer_rejects_bad_rows_naming_the_layer(tmp_path):
+    with nil.ShardWriter(tmp_path / "w", {"a": 4}) as w:
+        with pytest.raises(nil.ShapeError, match="layer a"):
+            w.write({"a": np.ones((3, 5))})
+        with pytest.raises(nil.NilValueError, match="layer zz"):
+            w.write({"zz": np.ones((3, 4))})
+        w.write({"a": np.ones((3, 4))})
+    assert nil.verify(tmp_path / "w").rows == {"a": 3}
+
+
+def test_merge_of_two_captures_equals_one_pass(tmp_path):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((70, 6)), rng.standard_normal((30, 6))
+    make_capture(tmp_path / "a", {"l": x})
+    make_capture(tmp_path / "b", {"l": y})
+    nil.analyze(tmp_path / "a", save_agop=tmp_path / "a.safetensors")
+    merged = nil.merge(tmp_path / "m.safetensors", tmp_path / "a.safetensors", tmp_path / "b")
+    both = np.vstack([stored(x, "float16"), stored(y, "float16")])
+    np.testing.assert_allclose(merged["l"].matrix(), agop(both), rtol=1e-12)
+    rec = nil.analyze(tmp_path / "m.safetensors")[0]
+    assert rec.rows == 100
+    with pytest.raises(nil.NilError, match="counted"):
+        nil.merge(tmp_path / "m2.safetensors", tmp_path / "a.safetensors", tmp_path / "a")
+    assert not (tmp_path / "m2.safetensors").exists()
+    with pytest.raises(FileExistsError):
+        nil.merge(tmp_path / "m.safetensors", tmp_path / "b")
+
+
+def test_merge_refuses_differing_layers(tmp_path):
+    make_capture(tmp_path / "a", {"l": np.ones((5, 4))})
+    make_capture(tmp_path / "b", {"l": np.ones((5, 3))})
+    make_capture(tmp_path / "c", {"k": np.ones((5, 4))})
+    with pytest.raises(nil.ShapeError, match="layer l"):
+        nil.merge(tmp_path / "m.safetensors", tmp_path / "a", tmp_path / "b")
+    with pytest.raises(nil.FormatError, match="layer l"):
+        nil.merge(tmp_path / "m.safetensors", tmp_path / "a", tmp_path / "c")
+
+
+def test_layer_selection(tmp_path):
+    make_capture(tmp_path / "c", {"a": np.ones((5, 4)), "b": np.ones((5, 2))})
+    assert [r.layer for r in nil.analyze(tmp_path / "c", layers=["b"])] == ["b"]
+    with pytest.raises(nil.NilValueError, match="layer q"):
+        nil.analyze(tmp_path / "c", layers=["q"])
+
+
+def test_cli_round_trip(tmp_path, run_cli):
+    rng = np.random.default_rng(3)
+    rows = {"blocks.0": rng.standard_normal((200, 16)), "blocks.1": rng.standard_normal((200, 8))}
+    make_capture(tmp_path / "c", rows)
+    v = run_cli("verify", str(tmp_path / "c"))
+    assert v.returncode == 0 and "OK" in v.stdout
+    out = json.loads(run_cli("analyze", str(tmp_path / "c"), "--json", check=True).stdout)
+    for rec in out["layers"]:
+        ref = nil.interaction_stats(agop(stored(rows[rec["layer"]], "float16")))
+        assert rec["rows"] == 200
+        assert rec["aofe_ratio"] == pytest.approx(ref.aofe_ratio, rel=1e-9)
+        assert rec["weighted_mean_cos2"] == pytest.approx(ref.weighted_mean_cos2, rel=1e-9)
+    csv = run_cli("analyze", str(tmp_path / "c"), "--csv", "--layers", "blocks.1", check=True).stdout.splitlines()
+    assert csv[0].startswith("layer,rows,dim") and len(csv) == 2 and csv[1].startswith("blocks.1,200,8")
+    table = run_cli("analyze", str(tmp_path / "c"), "--save-agop", str(tmp_path / "p.safetensors"), check=True).stdout
+    assert "blocks.0" in table and (tmp_path / "p.safetensors").exists()
+    m = run_cli("merge", str(tmp_path / "m.safetensors"), str(tmp_path / "p.safetensors"), "--json", check=True)
+    assert json.loads(m.stdout)["layers"][0]["rows"] == 200
+    again = run_cli("merge", str(tmp_path / "m2.safetensors"), str(tmp_path / "p.safetensors"), str(tmp_path / "c"))
+    assert again.returncode == 1 and "counted" in again.stderr
