@@ -164,6 +164,10 @@ def test_read_interval(tmp_path):
     f.write_text(json.dumps({"bands": []}))
     with pytest.raises(FormatError, match=r"iv.json.*\"interval\""):
         read_interval(f)
+    f.write_text(json.dumps({"interval": {"lo": None, "hi": None, "empty": True}, "smooth_interval": {"lo": 0.02, "hi": 0.04}}))
+    with pytest.raises(FormatError, match="empty"):
+        read_interval(f)
+    assert read_interval(f, "smooth_interval").lo == 0.02
     f.write_text("{not json")
     with pytest.raises(FormatError, match="invalid JSON"):
         read_interval(f)

@@ -40,6 +40,8 @@ def register(sub: Any) -> None:
     src.add_argument("--interval", metavar="FILE", help="JSON written by `nil interval --json` ({\"interval\": {\"lo\", \"hi\"}})")
     src.add_argument("--lo", type=float, help="lower bound of the R_D/W interval (with --hi)")
     p.add_argument("--hi", type=float, help="upper bound of the R_D/W interval (with --lo)")
+    p.add_argument("--smooth", action="store_true",
+                   help="with --interval: use the smooth-fit interval (\"smooth_interval\") instead of the reference's")
     p.add_argument("--protocol", default="oll-raw", choices=sorted(protocols()), metavar="P",
                    help="MMLU-Pro protocol to compare within (default oll-raw; see --list-protocols)")
     p.add_argument("--variant", default="base", choices=["base", "instruct"], help="base or instruct checkpoints (default base)")
@@ -58,7 +60,9 @@ def _interval(args: argparse.Namespace) -> Any:
     if args.interval:
         if args.hi is not None:
             args._parser.error("--hi goes with --lo, not with --interval")
-        return read_interval(args.interval)
+        return read_interval(args.interval, "smooth_interval" if args.smooth else "interval")
+    if args.smooth:
+        args._parser.error("--smooth goes with --interval")
     if (args.lo is None) != (args.hi is None):
         args._parser.error("--lo and --hi go together")
     if args.lo is not None:
