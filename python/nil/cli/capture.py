@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 EPILOG = """\
 examples:
-  nil capture --hf ./Qwen2.5-0.5B                         # embedded corpus, 4096 tokens
+  nil capture --hf ./Qwen2.5-0.5B                         # embedded corpus, 2048 tokens
   nil capture --hf ./my-bert --text notes.txt --tokens 8192 --json > report.json
 
 DIR is a directory written by transformers' save_pretrained (config.json plus weights, and a
@@ -36,9 +36,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--hf", metavar="DIR", required=True, help="checkpoint directory (config.json + weights)")
     p.add_argument("--text", metavar="FILE", help="UTF-8 text to run (default: the embedded corpus, Python's stdlib sources)")
-    p.add_argument("--tokens", type=int, default=4096, help="tokens of text to use (default 4096)")
+    p.add_argument("--tokens", type=int, default=2048,
+                   help="tokens of text to use (default 2048: the reference's 4 batches x 4 windows x 128 tokens)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per window (default 128; capped at the model's maximum)")
-    p.add_argument("--batch", type=int, default=8, help="windows per batch (default 8)")
+    p.add_argument("--batch", type=int, default=4, help="windows per batch (default 4)")
     p.add_argument("--probes", type=int, default=8, help="Gaussian probes per batch for the input AGOPs (default 8)")
     p.add_argument("--project", type=int, default=64, help="outputs are projected to this many directions (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the projection and the probes (default 0)")
