@@ -119,7 +119,7 @@ def hf_report(
     m = load_local(path, dtype=dtype, device=device)
     emb = m.model.get_input_embeddings()
     vocab = int(emb.weight.shape[0])
-    t = seq_len if m.max_positions is None else min(seq_len, m.max_positions)
+    t = min(seq_len, tokens) if m.max_positions is None else min(seq_len, tokens, m.max_positions)
     windows: TokenWindows = token_windows(
         m.tokenizer, vocab, text_file=text, tokens=tokens, seq_len=t, batch_size=batch_size
     )
