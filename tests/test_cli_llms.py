@@ -88,3 +88,17 @@ def test_interval_json_from_nil_interval_feeds_nil_llms(run_cli, tmp_path):
         for m in out["models"]:
             inside = lo <= m["ratio"] <= hi
             assert (m["position"] == "inside") == inside and (m["distance"] == 0) == inside
+
+
+def test_csv_holds_the_compared_checkpoints(run_cli):
+    import csv
+    import io
+
+    from nil.llms import scores
+
+    proc = run_cli("llms", "--csv", "--protocol", "gemma3-report-it", "--variant", "instruct", "--lo", "0.01", "--hi", "0.02",
+                   "--permutations", "50", check=True)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert {r["name"] for r in rows} == {s.checkpoint for s in scores("gemma3-report-it", "instruct")}
+    for r in rows:
+        assert float(r["ratio"]) == int(r["layers"]) / int(r["hidden"]) and r["source"] == "G3R"

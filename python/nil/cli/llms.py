@@ -49,7 +49,9 @@ def register(sub: Any) -> None:
     p.add_argument("--permutations", type=int, default=10_000, help="Monte Carlo permutations for p-values (default 10000; exact for n <= 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of MMLU-Pro vs R_D/W with the interval shaded")
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    out.add_argument("--csv", action="store_true", help="print the compared checkpoints (one protocol and variant) as CSV")
     p.add_argument("--list-protocols", action="store_true", help="list the protocol keys with their model counts and exit")
     p.set_defaults(func=run, _parser=p)
 
@@ -163,6 +165,13 @@ def run(args: argparse.Namespace) -> int:
         plot_comparison(comp, args.plot)
     used_keys = sorted({k for m in models for k in m["source"].split(";") + m["params_reported_source"].split(";") if k}
                        | {k for r in comp.rows for k in r.source.split(";")})
+    if args.csv:
+        from ._table import print_csv
+
+        rows = [r.to_dict() | {"protocol": args.protocol} for r in comp.rows]
+        print_csv(["name", "shape", "family", "variant", "protocol", "layers", "hidden", "ratio", "position", "distance",
+                   "params_b", "score", "at_chance", "used", "source", "shape_source"], rows)
+        return 0
     if args.json:
         print_json({
             "interval": interval.to_dict() if interval else None,
