@@ -19,6 +19,7 @@ for c in $cases; do
     capture) python3 benches/bench_capture_gpu.py --out "$OUT/capture.json" > "$OUT/capture.log" 2>&1 ;;
     train) python3 benches/bench_train_gpu.py --out "$OUT/train.json" > "$OUT/train.log" 2>&1 ;;
     memory) python3 benches/bench_superposition_memory.py > "$OUT/memory.json" 2> "$OUT/memory.log" ;;
+    scaling) python3 benches/bench_scaling.py --gb 4 --threads 1,2,4,8,16 --ray-cpus "" --dir /tmp --json "$OUT/scaling.json" > "$OUT/scaling.log" 2>&1 ;;
     tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py -m gpu > "$OUT/tests.log" 2>&1 ;;
   esac
   echo "$c exited $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"

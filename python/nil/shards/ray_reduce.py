@@ -19,18 +19,23 @@ from ..errors import NilValueError
 __all__ = ["connect", "reduce_on_ray", "shard_groups"]
 
 
-def connect(address: str) -> Any:
-    """Connects to the Ray cluster at ``address`` (``"local"`` starts one on this machine) and
-    returns the ``ray`` module; an existing connection is reused."""
+def connect(address: str, num_cpus: int | None = None) -> Any:
+    """Connects to the Ray cluster at ``address`` (``"local"`` starts one on this machine, with
+    ``num_cpus`` CPUs if given) and returns the ``ray`` module; an existing connection is reused."""
     try:
         import ray
     except ImportError as e:  # pragma: no cover - ray is an optional dependency
         raise NilValueError("--ray needs the 'ray' package: pip install 'ray[default]'") from e
     if not ray.is_initialized():
         here = str(Path(__file__).resolve().parents[2])  # this checkout's python/ directory
-        env = {"PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
+        env = {
+            "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p),
+            # Each task reserves one CPU, so its nil pool gets one thread (as Ray does for OpenMP).
+            "NIL_NUM_THREADS": "1",
+        }
         ray.init(
             address=None if address == "local" else address,
+            num_cpus=num_cpus if address == "local" else None,
             runtime_env={"env_vars": env},
             include_dashboard=False,
             log_to_driver=False,
