@@ -85,6 +85,7 @@ def reduce_capture(
     skip_nonfinite: bool = False,
     fast: bool = True,
     progress: Any | None = None,
+    shards: tuple[int, int] | None = None,
 ) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
 def partial_write(
     path: str | PathLike[str],
