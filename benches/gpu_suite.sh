@@ -20,6 +20,7 @@ for c in $cases; do
     train) python3 benches/bench_train_gpu.py --out "$OUT/train.json" > "$OUT/train.log" 2>&1 ;;
     memory) python3 benches/bench_superposition_memory.py > "$OUT/memory.json" 2> "$OUT/memory.log" ;;
     scaling) python3 benches/bench_scaling.py --gb 4 --threads 1,2,4,8,16 --ray-cpus "" --dir /tmp --json "$OUT/scaling.json" > "$OUT/scaling.log" 2>&1 ;;
+    disk) { dd if=/dev/zero of=/tmp/nil-dd bs=1M count=2048 conv=fsync 2>&1 | tail -1; rm -f /tmp/nil-dd; } > "$OUT/disk.txt" ;;
     tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py -m gpu > "$OUT/tests.log" 2>&1 ;;
   esac
   echo "$c exited $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"
