@@ -10,6 +10,8 @@ import numpy.typing as npt
 
 __all__ = [
     "AgopAccumulator",
+    "correlation",
+    "fit_interval",
     "fit_nfa_power",
     "interaction_stats",
     "load_accumulators",
@@ -83,6 +85,7 @@ def reduce_capture(
     skip_nonfinite: bool = False,
     fast: bool = True,
     progress: Any | None = None,
+    shards: tuple[int, int] | None = None,
 ) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
 def partial_write(
     path: str | PathLike[str],
@@ -94,3 +97,26 @@ def partial_read(path: str | PathLike[str]) -> tuple[list[tuple[str, AgopAccumul
 def partial_merge(
     inputs: list[str | PathLike[str]], skip_nonfinite: bool = False, fast: bool = True
 ) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
+
+# interval fitting (rust/python/src/interval.rs); NaN arrives as None in the returned dicts
+def fit_interval(
+    budget: npt.NDArray[np.float64],
+    ratio: npt.NDArray[np.float64],
+    loss: npt.NDArray[np.float64],
+    metrics: list[tuple[str, npt.NDArray[np.float64]]],
+    *,
+    eps: float,
+    bootstrap: int,
+    seed: int,
+    ci: float,
+    interval_budgets: list[float] | None,
+    frontier_x: list[str],
+    permutations: int,
+    se_floor: float,
+    outlier_threshold: float,
+    window: int,
+    residual_bootstrap: bool = True,
+) -> dict[str, Any]: ...
+def correlation(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], permutations: int, seed: int
+) -> dict[str, Any]: ...

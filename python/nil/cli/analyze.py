@@ -45,6 +45,11 @@ def register(sub: Any) -> None:
         help="fast: f32 products over blocks of 512 rows, f64 sums (~1e-6 relative error; default); exact: f64 products",
     )
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="reduce groups of shards as Ray tasks on the cluster at ADDRESS ('local', the default "
+        "when no address is given, starts one here); the capture must be on a filesystem every node sees",
+    )
     p.set_defaults(func=run)
 
 
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         args.path, layers, args.nonfinite, convention=args.convention, precision=args.precision,
         save_agop=args.save_agop,
         progress=not (args.no_progress or args.json or args.csv),
+        ray=args.ray,
     )
     rows = [r.to_dict() for r in records]
     if args.json:

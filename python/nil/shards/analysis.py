@@ -59,13 +59,19 @@ def reduce(
     *,
     precision: PrecisionName = "fast",
     progress: bool = False,
+    ray: str | None = None,
 ) -> tuple[dict[str, AgopAccumulator], list[str]]:
     """Per-layer accumulators of a capture directory or partial file, and the shard digests counted.
 
     ``precision`` is that of ``AgopAccumulator``: "fast" (f32 products over blocks of 512 rows,
-    f64 sums; relative error ~1e-6) or "exact" (f64 products).
+    f64 sums; relative error ~1e-6) or "exact" (f64 products). ``ray`` (an address, or "local")
+    maps groups of shards to Ray tasks and merges their exact partial sums.
     """
     p = os.fspath(path)
+    if ray is not None:
+        from .ray_reduce import reduce_on_ray
+
+        return reduce_on_ray(p, ray, layers, nonfinite, precision=precision)
     skip = _skip(nonfinite)
     fast = _fast(precision)
     if Path(p).is_dir():
@@ -102,6 +108,7 @@ def analyze(
     spectrum: bool = True,
     save_agop: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    ray: str | None = None,
 ) -> list[LayerRecord]:
     """Verifies and reduces a capture, then returns one record per layer (manifest order).
 
@@ -110,12 +117,13 @@ def analyze(
     leaves rows holding NaN/Inf out and counts them (default: raise ``NonFiniteError`` naming the
     shard, layer and row). ``precision="exact"`` forms products in f64 (default "fast": f32
     products over blocks of 512 rows, f64 sums, ~1e-6 relative error). ``save_agop`` writes the per-layer accumulators and the digests of the
-    shards they count, for ``merge``. ``progress`` draws a bar on a terminal.
+    shards they count, for ``merge``. ``progress`` draws a bar on a terminal. ``ray`` (a cluster
+    address, or "local") spreads groups of shards over Ray tasks; the result is the same.
     """
     p = os.fspath(path)
     if save_agop is not None and Path(p).is_dir():
         _check_output(save_agop, p)
-    accs, sources = reduce(p, layers, nonfinite, precision=precision, progress=progress)
+    accs, sources = reduce(p, layers, nonfinite, precision=precision, progress=progress, ray=ray)
     if save_agop is not None:
         _core.partial_write(os.fspath(save_agop), [(n, a._raw) for n, a in accs.items()], sources, {"nil.input": p})
     records = []

@@ -140,7 +140,7 @@ fn verify_capture<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py, PyD
 /// Reduces a capture into per-layer accumulators; returns (accumulators, shard digests).
 /// `progress(nbytes)` is called from worker threads and stops the work when it returns False.
 #[pyfunction]
-#[pyo3(signature = (dir, layers=None, skip_nonfinite=false, fast=true, progress=None))]
+#[pyo3(signature = (dir, layers=None, skip_nonfinite=false, fast=true, progress=None, shards=None))]
 fn reduce_capture(
     py: Python<'_>,
     dir: PathBuf,
@@ -148,6 +148,7 @@ fn reduce_capture(
     skip_nonfinite: bool,
     fast: bool,
     progress: Option<Py<PyAny>>,
+    shards: Option<(usize, usize)>,
 ) -> PyResult<(Accs, Vec<String>)> {
     let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
     let report = |n: u64| -> bool {
@@ -164,12 +165,13 @@ fn reduce_capture(
     };
     let result = py.detach(|| {
         with_pool(|| {
-            shards::reduce_capture(
+            shards::reduce_capture_shards(
                 &dir,
                 layers.as_deref(),
                 policy(skip_nonfinite),
                 precision(fast),
                 &report,
+                shards.map(|(lo, hi)| lo..hi),
             )
         })
     });

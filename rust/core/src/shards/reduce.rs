@@ -74,7 +74,31 @@ pub fn reduce_capture(
     precision: Precision,
     progress: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<Reduction> {
+    reduce_capture_shards(dir, layers, policy, precision, progress, None)
+}
+
+/// [`reduce_capture`] restricted to the shards whose indices lie in `shards` (all when None): the
+/// unit of work that map-reduce engines (Ray) hand to one task. `sources` lists only those shards,
+/// so merging the partial results of disjoint ranges equals one reduction of the whole capture.
+pub fn reduce_capture_shards(
+    dir: &Path,
+    layers: Option<&[String]>,
+    policy: NonFinitePolicy,
+    precision: Precision,
+    progress: &(dyn Fn(u64) -> bool + Sync),
+    shards: Option<std::ops::Range<usize>>,
+) -> Result<Reduction> {
     let m = Manifest::read(dir)?;
+    let chosen = shards.unwrap_or(0..m.shards.len());
+    if chosen.end > m.shards.len() || chosen.start > chosen.end {
+        return Err(NilError::Value(format!(
+            "{}: shards {}..{} requested, the capture has {}",
+            Manifest::path(dir).display(),
+            chosen.start,
+            chosen.end,
+            m.shards.len()
+        )));
+    }
     let selected: Vec<Selected> = match layers {
         None => m
             .layers
@@ -104,20 +128,21 @@ pub fn reduce_capture(
             out
         }
     };
-    if m.shards.is_empty() {
+    if m.shards.is_empty() || chosen.is_empty() {
         return Err(NilError::format(
             Manifest::path(dir),
             "empty capture: the manifest lists no shards, so there are no rows to analyse",
         ));
     }
+    let n = chosen.len();
     let per_set: usize = selected.iter().map(|s| s.dim * s.dim * 8).sum::<usize>() + (16 << 20);
     let workers = rayon::current_num_threads()
-        .min(m.shards.len())
+        .min(n)
         .min((ACCUMULATOR_BUDGET / per_set).max(1))
         .max(1);
-    let per = m.shards.len().div_ceil(workers);
+    let per = n.div_ceil(workers);
     let groups: Vec<std::ops::Range<usize>> = (0..workers)
-        .map(|w| (w * per).min(m.shards.len())..((w + 1) * per).min(m.shards.len()))
+        .map(|w| chosen.start + (w * per).min(n)..chosen.start + ((w + 1) * per).min(n))
         .filter(|r| !r.is_empty())
         .collect();
     let stop = AtomicBool::new(false);
@@ -166,7 +191,7 @@ pub fn reduce_capture(
     let accs = total.expect("at least one group");
     Ok(Reduction {
         layers: selected.into_iter().map(|s| s.name).zip(accs).collect(),
-        sources: m.shards.iter().map(|s| s.blake3.clone()).collect(),
+        sources: m.shards[chosen].iter().map(|s| s.blake3.clone()).collect(),
         manifest: m,
     })
 }
