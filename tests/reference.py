@@ -18,7 +18,7 @@ def stats_exact(m: np.ndarray) -> dict[str, float]:
     dg = float(np.sum(np.diag(s) ** 2))
     f = o + dg
     d = np.diag(s)
-    pairs = float(d.sum() ** 2 - np.sum(d**2))
+    pairs = float(2 * np.sum(np.triu(np.outer(d, d), 1)))  # Σ_{i≠j} d_i d_j without cancellation
     tr = float(d.sum())
     lam = np.clip(np.linalg.eigvalsh(s), 0, None)
     p = lam / lam.sum()

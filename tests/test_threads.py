@@ -44,3 +44,27 @@ def test_nil_num_threads_is_honoured():
         capture_output=True, text=True, env=env, check=True,
     )
     assert out.stdout.strip() == "3"
+
+
+def _child_files(path: str, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    acc = nil.AgopAccumulator(8)
+    acc.update(np.ones((100, 8), np.float32))
+    acc.save(os.path.join(path, "child.safetensors"))
+    with nil.ShardWriter(os.path.join(path, "child-capture"), layers={"a": 8}, dtype="float32", shard_bytes=1024) as w:
+        w.write({"a": np.ones((200, 8), np.float32)})
+    q.put(nil.analyze(os.path.join(path, "child-capture"))[0].rows)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_forked_child_can_write_files_after_the_parent_did(tmp_path):
+    # Every binding runs on nil's fork-aware pool, never on rayon's global pool, whose threads
+    # would be missing in the child (blake3 hashing and Gram mirroring are parallel).
+    _child_files(str(tmp_path), mp.get_context("fork").Queue())  # warm everything in the parent
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_files, args=(str(tmp_path / "c"), q))
+    os.makedirs(tmp_path / "c")
+    p.start()
+    p.join(timeout=60)
+    assert not p.is_alive(), "forked child deadlocked"
+    assert q.get(timeout=5) == 200

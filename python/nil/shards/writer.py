@@ -82,6 +82,12 @@ class ShardWriter:
         self._buffered = 0
         self._lock_fd = -1
         self.manifest = self._open(new_manifest(self.layers, self.dtype, meta), resume)
+        # Two stages overlap: the converter thread (device-to-host, dtype, concatenation) fills the
+        # next shard while the disk thread serialises, hashes, writes and fsyncs the previous one.
+        self._next_index = len(self.manifest["shards"])
+        self._disk: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._disk_thread = threading.Thread(target=self._run_disk, name=f"nil-shard-disk:{self.path.name}", daemon=True)
+        self._disk_thread.start()
         self._thread = threading.Thread(target=self._run, name=f"nil-shard-writer:{self.path.name}", daemon=True)
         self._thread.start()
 
@@ -231,6 +237,8 @@ class ShardWriter:
             if item is None:
                 if self._error is None:
                     self._guard(self._write_shard)
+                self._disk.put(None)
+                self._disk_thread.join()
                 return
             if self._error is not None:
                 if isinstance(item, tuple) and item and item[0] is _FLUSH:
@@ -238,9 +246,30 @@ class ShardWriter:
                 continue  # drain so the producer never blocks on a dead writer
             if isinstance(item, tuple) and item and item[0] is _FLUSH:
                 self._guard(self._write_shard)
+                self._disk.join()  # the manifest lists every shard handed over so far
                 item[1].set()
                 continue
             self._guard(lambda: self._add(item))
+
+    def _run_disk(self) -> None:
+        """Disk side: writes each shard, then the manifest that lists it, in shard order."""
+        while True:
+            job = self._disk.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:
+                    self._guard(lambda: self._commit(*job))
+            finally:
+                self._disk.task_done()
+
+    def _commit(self, index: int, file: str, tensors: list[Any], rows: dict[str, int]) -> None:
+        nbytes, digest = _core.shard_write(str(self.path / file), tensors, {"index": str(index)})
+        entry = {"file": file, "bytes": nbytes, "rows": rows, "blake3": digest}
+        manifest = dict(self.manifest)
+        manifest["shards"] = [*self.manifest["shards"], entry]
+        _core.manifest_write(str(self.path), json.dumps(manifest, indent=1))
+        self.manifest = manifest
 
     def _guard(self, fn: Any) -> None:
         try:
@@ -279,9 +308,10 @@ class ShardWriter:
         return np.ascontiguousarray(a)
 
     def _write_shard(self) -> None:
+        """Converter side: concatenates the buffered rows into one shard and hands it to the disk thread."""
         if self._buffered == 0 and not any(self._buffers.values()):
             return
-        index = len(self.manifest["shards"])
+        index = self._next_index
         file = f"shards/{index:06d}.safetensors"
         tensors = []
         rows: dict[str, int] = {}
@@ -291,11 +321,14 @@ class ShardWriter:
             arr = np.ascontiguousarray(arr)
             rows[name] = int(arr.shape[0])
             tensors.append((name, self.dtype, int(arr.shape[0]), dim, arr.reshape(-1).view(np.uint8)))
-        nbytes, digest = _core.shard_write(str(self.path / file), tensors, {"index": str(index)})
-        entry = {"file": file, "bytes": nbytes, "rows": rows, "blake3": digest}
-        manifest = dict(self.manifest)
-        manifest["shards"] = [*self.manifest["shards"], entry]
-        _core.manifest_write(str(self.path), json.dumps(manifest, indent=1))
-        self.manifest = manifest
+        self._next_index += 1
+        while True:  # wait for room, but never on a disk thread that has failed
+            if self._error is not None:
+                raise self._error
+            try:
+                self._disk.put((index, file, tensors, rows), timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._buffers = {n: [] for n in self.layers}
         self._buffered = 0

@@ -3,7 +3,7 @@
 //! dicts and lists (NaN arrives as None; the `nil.interval` facade restores it).
 
 use crate::errors::to_py;
-use crate::pool::with_pool;
+use crate::pool::{detached, with_pool};
 use nil_core::corr::correlate;
 use nil_core::interval::{fit_interval as core_fit, IntervalOptions, RunsTable};
 use numpy::PyReadonlyArray1;
@@ -85,19 +85,18 @@ fn fit_interval<'py>(
         window,
         residual_bootstrap,
     };
-    let result = py
-        .detach(|| {
-            with_pool(|| {
-                let runs = RunsTable {
-                    budget: &b,
-                    ratio: &r,
-                    loss: &l,
-                    metrics: m.iter().map(|(n, c)| (n.clone(), c.as_slice())).collect(),
-                };
-                core_fit(&runs, &opts)
-            })
+    let result = detached(py, || {
+        with_pool(|| {
+            let runs = RunsTable {
+                budget: &b,
+                ratio: &r,
+                loss: &l,
+                metrics: m.iter().map(|(n, c)| (n.clone(), c.as_slice())).collect(),
+            };
+            core_fit(&runs, &opts)
         })
-        .map_err(to_py)?;
+    })
+    .map_err(to_py)?;
     to_object(py, &serialised(&result)?)
 }
 
@@ -119,7 +118,7 @@ fn correlation<'py>(
             ys.len(),
         )));
     }
-    let c = py.detach(|| with_pool(|| correlate(&xs, &ys, permutations, seed)));
+    let c = detached(py, || with_pool(|| correlate(&xs, &ys, permutations, seed)));
     to_object(py, &serialised(&c)?)
 }
 

@@ -15,7 +15,7 @@ use nil_core::{
 };
 use numpy::ndarray::{Array2, ArrayView2};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
-use pool::with_pool;
+use pool::{detached, with_pool};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::HashMap;
@@ -68,8 +68,10 @@ impl PyAgop {
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
-        py.detach(|| with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast))))
-            .map_err(to_py)
+        detached(py, || {
+            with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast)))
+        })
+        .map_err(to_py)
     }
 
     fn update_f64(
@@ -81,8 +83,10 @@ impl PyAgop {
     ) -> PyResult<()> {
         let view = rows.as_array();
         let inner = &mut self.inner;
-        py.detach(|| with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast))))
-            .map_err(to_py)
+        detached(py, || {
+            with_pool(|| inner.update_with(view, policy(skip_nonfinite), precision(fast)))
+        })
+        .map_err(to_py)
     }
 
     /// Rows given as 16-bit words (a uint16 view of float16 or bfloat16 data).
@@ -97,7 +101,7 @@ impl PyAgop {
         let view = rows.as_array();
         let inner = &mut self.inner;
         let kind = RowDType::parse(dtype);
-        py.detach(|| {
+        detached(py, || {
             with_pool(|| match kind {
                 Some(RowDType::F16) => {
                     inner.update_with(view_as_f16(view), policy(skip_nonfinite), precision(fast))
@@ -122,13 +126,13 @@ impl PyAgop {
 
     fn matrix<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f64>> {
         let inner = &self.inner;
-        let m = py.detach(|| with_pool(|| inner.matrix()));
+        let m = detached(py, || with_pool(|| inner.matrix()));
         square_to_py(py, inner.dim(), m)
     }
 
     fn sum<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f64>> {
         let inner = &self.inner;
-        let m = py.detach(|| with_pool(|| inner.sum_matrix()));
+        let m = detached(py, || with_pool(|| inner.sum_matrix()));
         square_to_py(py, inner.dim(), m)
     }
 
@@ -183,7 +187,7 @@ fn save_accumulators(
         .iter()
         .map(|(n, a)| (n.clone(), a.inner.clone()))
         .collect();
-    py.detach(|| {
+    detached(py, || {
         let refs: Vec<(String, &CoreAcc)> = owned.iter().map(|(n, a)| (n.clone(), a)).collect();
         agop_file::write_accumulators(&path, &refs, &metadata)
     })
@@ -193,9 +197,7 @@ fn save_accumulators(
 /// Reads every accumulator of a file written by `save_accumulators`, as (name, accumulator) pairs.
 #[pyfunction]
 fn load_accumulators(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, PyAgop)>> {
-    let items = py
-        .detach(|| agop_file::read_accumulators(&path))
-        .map_err(to_py)?;
+    let items = detached(py, || agop_file::read_accumulators(&path)).map_err(to_py)?;
     Ok(items
         .into_iter()
         .map(|(n, a)| (n, PyAgop { inner: a }))
@@ -233,9 +235,10 @@ fn interaction_stats<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let conv = Convention::parse(convention).map_err(to_py)?;
     let view = m.as_array();
-    let s = py
-        .detach(|| with_pool(|| stats::interaction_stats(view, conv, spectrum)))
-        .map_err(to_py)?;
+    let s = detached(py, || {
+        with_pool(|| stats::interaction_stats(view, conv, spectrum))
+    })
+    .map_err(to_py)?;
     stats_dict(py, &s)
 }
 
@@ -298,18 +301,23 @@ fn superposition_stats<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let result = if let Ok(a) = w.extract::<PyReadonlyArray2<'py, f32>>() {
         let v = a.as_array();
-        py.detach(|| with_pool(|| run_superposition(v, &thresholds, spectrum)))
+        detached(py, || {
+            with_pool(|| run_superposition(v, &thresholds, spectrum))
+        })
     } else if let Ok(a) = w.extract::<PyReadonlyArray2<'py, f64>>() {
         let v = a.as_array();
-        py.detach(|| with_pool(|| run_superposition(v, &thresholds, spectrum)))
+        detached(py, || {
+            with_pool(|| run_superposition(v, &thresholds, spectrum))
+        })
     } else if let Ok(a) = w.extract::<PyReadonlyArray2<'py, u16>>() {
         let v = a.as_array();
         match dtype.and_then(RowDType::parse) {
-            Some(RowDType::F16) => {
-                py.detach(|| with_pool(|| run_superposition(view_as_f16(v), &thresholds, spectrum)))
-            }
-            Some(RowDType::BF16) => py
-                .detach(|| with_pool(|| run_superposition(view_as_bf16(v), &thresholds, spectrum))),
+            Some(RowDType::F16) => detached(py, || {
+                with_pool(|| run_superposition(view_as_f16(v), &thresholds, spectrum))
+            }),
+            Some(RowDType::BF16) => detached(py, || {
+                with_pool(|| run_superposition(view_as_bf16(v), &thresholds, spectrum))
+            }),
             _ => {
                 return Err(to_py(nil_core::NilError::DType {
                     context: "superposition_stats: W".into(),
@@ -346,9 +354,7 @@ fn nfa_correlation<'py>(
     power: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (a, g) = (wtw.as_array(), agop.as_array());
-    let c = py
-        .detach(|| with_pool(|| nfa::nfa_correlation(a, g, power)))
-        .map_err(to_py)?;
+    let c = detached(py, || with_pool(|| nfa::nfa_correlation(a, g, power))).map_err(to_py)?;
     corr_dict(py, &c)
 }
 
@@ -364,9 +370,7 @@ fn fit_nfa_power<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let crit = nfa::Criterion::parse(criterion).map_err(to_py)?;
     let (a, g) = (wtw.as_array(), agop.as_array());
-    let f = py
-        .detach(|| with_pool(|| nfa::fit_nfa_power(a, g, crit, lo, hi)))
-        .map_err(to_py)?;
+    let f = detached(py, || with_pool(|| nfa::fit_nfa_power(a, g, crit, lo, hi))).map_err(to_py)?;
     let d = PyDict::new(py);
     d.set_item("gamma", f.gamma)?;
     d.set_item("criterion", criterion)?;

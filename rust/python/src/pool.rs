@@ -53,3 +53,9 @@ fn current() -> Arc<ThreadPool> {
 pub fn with_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     current().install(f)
 }
+
+/// Releases the interpreter and runs `f` on nil's pool: every rayon use inside (faer, blake3,
+/// par_iter) then stays off rayon's global pool, whose threads do not survive a fork.
+pub fn detached<R: Send>(py: pyo3::Python<'_>, f: impl FnOnce() -> R + Send) -> R {
+    py.detach(|| with_pool(f))
+}

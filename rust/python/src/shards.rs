@@ -2,7 +2,7 @@
 //! and their merge. Glue only: arguments in, core call with the interpreter released, dicts out.
 
 use crate::errors::to_py;
-use crate::pool::with_pool;
+use crate::pool::{detached, with_pool};
 use crate::PyAgop;
 use nil_core::fsutil::atomic_write;
 use nil_core::gram::Precision;
@@ -60,7 +60,7 @@ fn shard_write(
         })?;
         parts.push((name.as_str(), kind, *rows, *dim, arr.as_slice()?));
     }
-    py.detach(|| {
+    detached(py, || {
         let ts: Vec<ShardTensor<'_>> = parts
             .iter()
             .map(|(name, dtype, rows, dim, bytes)| ShardTensor {
@@ -79,7 +79,7 @@ fn shard_write(
 /// Validates manifest JSON text and replaces `dir/manifest.json` with it atomically.
 #[pyfunction]
 fn manifest_write(py: Python<'_>, dir: PathBuf, text: String) -> PyResult<()> {
-    py.detach(|| {
+    detached(py, || {
         let path = Manifest::path(&dir);
         Manifest::parse(&path, text.as_bytes())?;
         atomic_write(&path, text.as_bytes())
@@ -90,7 +90,7 @@ fn manifest_write(py: Python<'_>, dir: PathBuf, text: String) -> PyResult<()> {
 /// Reads and validates `dir/manifest.json`; returns its text.
 #[pyfunction]
 fn manifest_read(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
-    py.detach(|| {
+    detached(py, || {
         let path = Manifest::path(&dir);
         let bytes = std::fs::read(&path).map_err(|e| NilError::io(&path, e))?;
         Manifest::parse(&path, &bytes)?;
@@ -102,7 +102,7 @@ fn manifest_read(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
 /// Checks shard `index` (size, blake3, header, layers) against the manifest; raises on the first problem.
 #[pyfunction]
 fn shard_verify(py: Python<'_>, dir: PathBuf, index: usize) -> PyResult<()> {
-    py.detach(|| {
+    detached(py, || {
         let m = Manifest::read(&dir)?;
         shards::verify::verify_shard(&dir, &m, index)
     })
@@ -112,13 +112,13 @@ fn shard_verify(py: Python<'_>, dir: PathBuf, index: usize) -> PyResult<()> {
 /// blake3 hex digest of a file.
 #[pyfunction]
 fn file_blake3(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-    py.detach(|| shards::file_blake3(&path)).map_err(to_py)
+    detached(py, || shards::file_blake3(&path)).map_err(to_py)
 }
 
 /// Every problem of a capture, as a dict (problems, notes, shards, bytes, rows).
 #[pyfunction]
 fn verify_capture<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let r = py.detach(|| with_pool(|| shards::verify_capture(&dir)));
+    let r = detached(py, || with_pool(|| shards::verify_capture(&dir)));
     let d = PyDict::new(py);
     let problems = PyList::empty(py);
     for p in &r.problems {
@@ -163,7 +163,7 @@ fn reduce_capture(
             }
         })
     };
-    let result = py.detach(|| {
+    let result = detached(py, || {
         with_pool(|| {
             shards::reduce_capture_shards(
                 &dir,
@@ -201,14 +201,13 @@ fn partial_write(
             .collect(),
         sources,
     };
-    py.detach(|| shards::write_partial(&path, &p, &metadata))
-        .map_err(to_py)
+    detached(py, || shards::write_partial(&path, &p, &metadata)).map_err(to_py)
 }
 
 /// Reads a partial file: (accumulators, shard digests).
 #[pyfunction]
 fn partial_read(py: Python<'_>, path: PathBuf) -> PyResult<(Accs, Vec<String>)> {
-    let p = py.detach(|| shards::read_partial(&path)).map_err(to_py)?;
+    let p = detached(py, || shards::read_partial(&path)).map_err(to_py)?;
     Ok((wrap(p.layers), p.sources))
 }
 
@@ -221,22 +220,21 @@ fn partial_merge(
     skip_nonfinite: bool,
     fast: bool,
 ) -> PyResult<(Accs, Vec<String>)> {
-    let merged = py
-        .detach(|| {
-            with_pool(|| {
-                let parts = inputs
-                    .iter()
-                    .map(|p| {
-                        Ok((
-                            p.clone(),
-                            shards::load_partial(p, policy(skip_nonfinite), precision(fast))?,
-                        ))
-                    })
-                    .collect::<nil_core::Result<Vec<_>>>()?;
-                shards::merge_partials(&parts)
-            })
+    let merged = detached(py, || {
+        with_pool(|| {
+            let parts = inputs
+                .iter()
+                .map(|p| {
+                    Ok((
+                        p.clone(),
+                        shards::load_partial(p, policy(skip_nonfinite), precision(fast))?,
+                    ))
+                })
+                .collect::<nil_core::Result<Vec<_>>>()?;
+            shards::merge_partials(&parts)
         })
-        .map_err(to_py)?;
+    })
+    .map_err(to_py)?;
     Ok((wrap(merged.layers), merged.sources))
 }
 
