@@ -190,6 +190,20 @@ def test_cross_budget_statistics_match_numpy():
     assert c.spearman == pytest.approx(scipy.stats.spearmanr(mx, my)[0], abs=1e-12)
 
 
+def test_correlation_bootstrap_ci_matches_scipy_bootstrap():
+    runs = simulate(seed=4, budgets=(1e6,), noise=0.01)
+    fit = nil.fit_interval(runs, metrics=["aofe_ratio"], bootstrap=4000, permutations=0)
+    c = fit.correlations[0]
+    rs = np.unique(runs["ratio"])
+    mx = np.array([runs["aofe_ratio"][runs["ratio"] == r].mean() for r in rs])
+    my = np.array([runs["test_loss"][runs["ratio"] == r].mean() for r in rs])
+    ref = scipy.stats.bootstrap((mx, my), lambda a, b: scipy.stats.pearsonr(a, b)[0], paired=True,
+                                vectorized=False, n_resamples=4000, method="percentile", random_state=0)
+    assert c.pearson_ci.lo == pytest.approx(ref.confidence_interval.low, abs=0.03)
+    assert c.pearson_ci.hi == pytest.approx(ref.confidence_interval.high, abs=0.03)
+    assert c.spearman_ci.lo <= c.spearman <= c.spearman_ci.hi
+
+
 # ---------------------------------------------------------------- simulated sweeps
 
 

@@ -167,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
     print_table("Across budgets", ["statistic", "value", f"{pct} CI"], summary)
     if fit.correlations:
         crow = [{"budget": f"{c.budget:.4g}", "metric": c.metric, "n": c.n, "pearson": c.pearson,
-                 "pearson p": c.pearson_p, "spearman": c.spearman, "spearman p": c.spearman_p}
+                 "pearson CI": _band(c.pearson_ci.lo, c.pearson_ci.hi), "pearson p": c.pearson_p,
+                 "spearman": c.spearman, "spearman CI": _band(c.spearman_ci.lo, c.spearman_ci.hi),
+                 "spearman p": c.spearman_p}
                 for c in fit.correlations]
         print_table("Metric vs loss across shapes (seed means)", list(crow[0]), crow)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)

@@ -146,7 +146,8 @@ class JointLaw:
 
 @dataclass(frozen=True)
 class BudgetCorrelation:
-    """A metric against seed-mean loss across the shapes of one budget."""
+    """A metric against seed-mean loss across the shapes of one budget: Pearson (NaN on zero
+    variance), average-rank Spearman, permutation p-values, pairs-bootstrap CIs."""
 
     budget: float
     metric: str
@@ -156,6 +157,8 @@ class BudgetCorrelation:
     pearson_p: float
     spearman_p: float
     permutations: int
+    pearson_ci: Ci
+    spearman_ci: Ci
 
 
 @dataclass(frozen=True)

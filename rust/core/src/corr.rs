@@ -2,6 +2,7 @@
 //! variance, never a silent 0), Spearman with average ranks (scipy's `rankdata(method="average")`),
 //! and two-sided permutation p-values from seeded, per-permutation random streams.
 
+use crate::interval::bootstrap::{column_ci, Ci};
 use crate::interval::rng::Rng;
 use rayon::prelude::*;
 
@@ -123,6 +124,36 @@ pub fn correlate(x: &[f64], y: &[f64], permutations: usize, seed: u64) -> Correl
     }
 }
 
+/// Pairs-bootstrap percentile intervals (level `ci`) of Pearson and Spearman over the finite pairs:
+/// replicate i resamples pairs with the stream (seed, i) and re-ranks them. Replicates where a
+/// statistic is undefined (a constant resample) are left out; `Ci::defined` says how many remained.
+pub fn correlation_ci(x: &[f64], y: &[f64], replicates: usize, seed: u64, ci: f64) -> (Ci, Ci) {
+    let pairs: Vec<(f64, f64)> = x
+        .iter()
+        .zip(y)
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    let n = pairs.len();
+    if replicates == 0 || n < 3 {
+        let nan = Ci {
+            lo: f64::NAN,
+            hi: f64::NAN,
+            defined: f64::NAN,
+        };
+        return (nan, nan);
+    }
+    let rows: Vec<f64> = (0..replicates)
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let mut rng = Rng::stream(seed, i as u64);
+            let (xs, ys): (Vec<f64>, Vec<f64>) = (0..n).map(|_| pairs[rng.below(n)]).unzip();
+            [pearson(&xs, &ys), spearman(&xs, &ys)]
+        })
+        .collect();
+    (column_ci(&rows, 2, 0, ci), column_ci(&rows, 2, 1, ci))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +184,8 @@ mod tests {
         assert!((c.spearman - 1.0).abs() < 1e-15);
         assert!(c.spearman_p < 0.01);
         assert_eq!(c, correlate(&x, &y, 2000, 3));
+        let (p, r) = correlation_ci(&x, &y, 500, 1, 0.95);
+        assert!(p.lo > 0.8 && p.hi <= 1.0 && r.lo > 0.8 && r.defined == 1.0);
+        assert_eq!(correlation_ci(&x, &y, 500, 1, 0.95), (p, r));
     }
 }

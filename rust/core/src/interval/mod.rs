@@ -20,7 +20,7 @@ pub mod quadfit;
 pub mod rng;
 pub mod table;
 
-use crate::corr::{correlate, Correlation};
+use crate::corr::{correlate, correlation_ci, Correlation};
 use crate::error::{NilError, Result};
 use bootstrap::{column_ci, Ci};
 use joint::JointLaw;
@@ -206,6 +206,9 @@ pub struct BudgetCorrelation {
     pub metric: String,
     #[serde(flatten)]
     pub stats: Correlation,
+    /// Pairs-bootstrap percentile intervals (shapes resampled), `bootstrap` replicates.
+    pub pearson_ci: Ci,
+    pub spearman_ci: Ci,
 }
 
 /// The full answer of [`fit_interval`].
@@ -629,10 +632,19 @@ fn correlations(
                 .seed
                 .wrapping_add(1 + (bi * nm + mi) as u64)
                 .wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let (pearson_ci, spearman_ci) = correlation_ci(
+                &x,
+                &b.mean_loss,
+                opts.bootstrap,
+                stream_seed ^ 0xB007_5742_0000_0000,
+                opts.ci,
+            );
             out.push(BudgetCorrelation {
                 budget: b.budget,
                 metric: name.clone(),
                 stats: correlate(&x, &b.mean_loss, opts.permutations, stream_seed),
+                pearson_ci,
+                spearman_ci,
             });
         }
     }
