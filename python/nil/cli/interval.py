@@ -69,14 +69,14 @@ def _with_ci(v: float, lo: float, hi: float) -> str:
     return f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
-def _wide_table(title: str, rows: list[dict[str, str]], split_after: str) -> None:
+def _wide_table(title: str, rows: list[dict[str, str]], split_after: str | None = None) -> None:
     """A rich table wide enough for bands and CIs, with a rule between reference and nil columns."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, header_style="bold")
     for c in rows[0]:
-        table.add_column(c, justify="left" if c == "flags" else "right", no_wrap=c != "flags",
+        table.add_column(c, justify="left" if c in ("flags", "metric") else "right", no_wrap=c != "flags",
                          style="dim" if c == split_after else None)
     for r in rows:
         table.add_row(*r.values())
@@ -166,11 +166,13 @@ def run(args: argparse.Namespace) -> int:
                     f"{pct} CI": ""})
     print_table("Across budgets", ["statistic", "value", f"{pct} CI"], summary)
     if fit.correlations:
-        crow = [{"budget": f"{c.budget:.4g}", "metric": c.metric, "n": c.n, "pearson": c.pearson,
-                 "pearson CI": _band(c.pearson_ci.lo, c.pearson_ci.hi), "pearson p": c.pearson_p,
-                 "spearman": c.spearman, "spearman CI": _band(c.spearman_ci.lo, c.spearman_ci.hi),
-                 "spearman p": c.spearman_p}
+        from ._table import fmt
+
+        crow = [{"budget": f"{c.budget:.4g}", "metric": c.metric, "n": str(c.n), "pearson": fmt(c.pearson),
+                 "pearson CI": _band(c.pearson_ci.lo, c.pearson_ci.hi), "pearson p": fmt(c.pearson_p),
+                 "spearman": fmt(c.spearman), "spearman CI": _band(c.spearman_ci.lo, c.spearman_ci.hi),
+                 "spearman p": fmt(c.spearman_p)}
                 for c in fit.correlations]
-        print_table("Metric vs loss across shapes (seed means)", list(crow[0]), crow)
+        _wide_table(f"Metric vs loss across shapes (seed means; {pct} pairs-bootstrap CIs, permutation p)", crow)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0
