@@ -430,7 +430,9 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let mut point = vec![f64::NAN; width];
     analyse(&observed, &mut point);
     let mut sc = Scratch::default();
-    let points: Vec<(BudgetAnalysis, Vec<f64>, Vec<f64>, Vec<f64>)> = (0..nb)
+    // Point estimate per budget: (analysis, seed means, variances, weights).
+    type PointEstimate = (BudgetAnalysis, Vec<f64>, Vec<f64>, Vec<f64>);
+    let points: Vec<PointEstimate> = (0..nb)
         .map(|bi| {
             let a = analyse_budget(&us[bi], &observed[bi], opts, &mut sc);
             (a, sc.means.clone(), sc.vars.clone(), sc.w.clone())
