@@ -190,6 +190,26 @@ def test_cross_budget_statistics_match_numpy():
     assert c.spearman == pytest.approx(scipy.stats.spearmanr(mx, my)[0], abs=1e-12)
 
 
+def test_partial_correlation_controls_for_log_budget():
+    runs = simulate(seed=11, noise=0.01)
+    fit = nil.fit_interval(runs, metrics=["aofe_ratio"], bootstrap=0, permutations=500)
+    x, y, z = [], [], []
+    for b in fit.budgets:
+        for r, m in zip(b.ratios, b.mean_loss):
+            sel = (runs["budget"] == b.budget) & (runs["ratio"] == r)
+            x.append(runs["aofe_ratio"][sel].mean())
+            y.append(m)
+            z.append(math.log(b.budget))
+    x, y, z = map(np.asarray, (x, y, z))
+    resid = lambda v, w: v - np.polyval(np.polyfit(w, v, 1), w)  # noqa: E731
+    p = fit.partial_correlations[0]
+    assert p.metric == "aofe_ratio" and p.n == len(x)
+    assert p.pearson == pytest.approx(scipy.stats.pearsonr(resid(x, z), resid(y, z))[0], abs=1e-10)
+    rk = scipy.stats.rankdata
+    assert p.spearman == pytest.approx(scipy.stats.pearsonr(resid(rk(x), rk(z)), resid(rk(y), rk(z)))[0], abs=1e-10)
+    assert 0 < p.pearson_p <= 1
+
+
 def test_correlation_bootstrap_ci_matches_scipy_bootstrap():
     runs = simulate(seed=4, budgets=(1e6,), noise=0.01)
     fit = nil.fit_interval(runs, metrics=["aofe_ratio"], bootstrap=4000, permutations=0)

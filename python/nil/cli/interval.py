@@ -174,5 +174,9 @@ def run(args: argparse.Namespace) -> int:
                  "spearman p": fmt(c.spearman_p)}
                 for c in fit.correlations]
         _wide_table(f"Metric vs loss across shapes (seed means; {pct} pairs-bootstrap CIs, permutation p)", crow)
+        prow = [{"metric": c.metric, "n": str(c.n), "partial pearson": fmt(c.pearson), "pearson p": fmt(c.pearson_p),
+                 "partial spearman": fmt(c.spearman), "spearman p": fmt(c.spearman_p)}
+                for c in fit.partial_correlations]
+        _wide_table("Metric vs loss over all budgets, controlling for ln N (partial correlations)", prow)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0

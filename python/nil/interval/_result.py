@@ -17,6 +17,7 @@ __all__ = [
     "Frontier",
     "JointLaw",
     "BudgetCorrelation",
+    "PartialCorrelation",
     "IntervalFit",
 ]
 
@@ -162,6 +163,20 @@ class BudgetCorrelation:
 
 
 @dataclass(frozen=True)
+class PartialCorrelation:
+    """A metric against seed-mean loss over every shape of every budget, controlling for ln N:
+    Pearson of the residuals of both on ln N, the same on average ranks, permutation p-values."""
+
+    metric: str
+    n: int
+    pearson: float
+    spearman: float
+    pearson_p: float
+    spearman_p: float
+    permutations: int
+
+
+@dataclass(frozen=True)
 class IntervalFit:
     """The answer of :func:`nil.fit_interval`."""
 
@@ -181,6 +196,7 @@ class IntervalFit:
     frontier: dict[str, Frontier]
     joint: JointLaw
     correlations: list[BudgetCorrelation]
+    partial_correlations: list[PartialCorrelation]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict (NaN kept as float NaN; ``nil.cli._table.print_json`` nulls it)."""

@@ -20,7 +20,7 @@ pub mod quadfit;
 pub mod rng;
 pub mod table;
 
-use crate::corr::{correlate, correlation_ci, Correlation};
+use crate::corr::{correlate, correlation_ci, partial_correlate, Correlation};
 use crate::error::{NilError, Result};
 use bootstrap::{column_ci, Ci};
 use joint::JointLaw;
@@ -227,6 +227,17 @@ pub struct IntervalResult {
     pub frontier: Vec<Frontier>,
     pub joint: JointLaw,
     pub correlations: Vec<BudgetCorrelation>,
+    /// Per metric, pooled over every shape of every budget: association with loss controlling
+    /// for ln N (partial Pearson and Spearman, METHOD.md §5).
+    pub partial_correlations: Vec<PartialCorrelation>,
+}
+
+/// A metric against loss over all shapes of all budgets, controlling for ln N.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartialCorrelation {
+    pub metric: String,
+    #[serde(flatten)]
+    pub stats: Correlation,
 }
 
 /// Per-budget analysis of one set of seed losses (used for the estimate and every replicate).
@@ -600,6 +611,26 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let joint = joint::fit_joint_law(&jn, &ju, &jy);
 
     let correlations = correlations(&g, &budgets, runs, opts);
+    let partial_correlations = runs
+        .metrics
+        .iter()
+        .enumerate()
+        .map(|(mi, (name, _))| {
+            let (mut x, mut y, mut z) = (Vec::new(), Vec::new(), Vec::new());
+            for (gb, b) in g.budgets.iter().zip(&budgets) {
+                for (s, m) in gb.shapes.iter().zip(&b.mean_loss) {
+                    x.push(s.metric_means[mi]);
+                    y.push(*m);
+                    z.push(gb.n.ln());
+                }
+            }
+            let seed = opts.seed.wrapping_add(0x9A27_1A10 + mi as u64);
+            PartialCorrelation {
+                metric: name.clone(),
+                stats: partial_correlate(&x, &y, &z, opts.permutations, seed),
+            }
+        })
+        .collect();
     Ok(IntervalResult {
         eps: opts.eps,
         ci: opts.ci,
@@ -614,6 +645,7 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         frontier,
         joint,
         correlations,
+        partial_correlations,
     })
 }
 
