@@ -337,6 +337,8 @@ def test_clear_errors():
         nil.fit_interval(good, ratio="alpha", **FAST)
     with pytest.raises(NilValueError, match="budget 2000000 is not in the runs table"):
         nil.fit_interval(good, budgets=[2e6], **FAST)
+    with pytest.raises(NilValueError, match="budgets is empty"):
+        nil.fit_interval(good, budgets=[], **FAST)
     with pytest.raises(NilValueError, match="no run has a finite loss"):
         nil.fit_interval({**good, "test_loss": [math.nan] * 3}, **FAST)
     with pytest.raises(NilValueError, match="row 1: ratio must be a finite positive"):

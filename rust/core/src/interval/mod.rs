@@ -343,6 +343,11 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let nb = g.budgets.len();
     let in_interval: Vec<bool> = match &opts.interval_budgets {
         None => vec![true; nb],
+        Some(sel) if sel.is_empty() => {
+            return Err(NilError::Value(
+                "fit_interval: budgets is empty; give at least one budget to intersect, or None for all".into(),
+            ))
+        }
         Some(sel) => {
             let mut flags = vec![false; nb];
             for &want in sel {
