@@ -225,3 +225,70 @@ pub fn verify_shard(dir: &Path, m: &Manifest, index: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::RowDType;
+    use crate::shards::shard_file::{write_shard, ShardTensor};
+    use std::collections::HashMap;
+
+    fn capture(dir: &Path, shards: usize) {
+        std::fs::create_dir_all(dir.join(SHARD_DIR)).unwrap();
+        let mut entries = Vec::new();
+        for i in 0..shards {
+            let bytes: Vec<u8> = (0..8u32)
+                .flat_map(|v| ((v + i as u32) as f32).to_le_bytes())
+                .collect();
+            let t = [ShardTensor {
+                name: "a",
+                dtype: RowDType::F32,
+                rows: 4,
+                dim: 2,
+                bytes: &bytes,
+            }];
+            let file = format!("{SHARD_DIR}/{i:06}.safetensors");
+            let (n, h) = write_shard(&dir.join(&file), &t, &HashMap::new()).unwrap();
+            entries
+                .push(serde_json::json!({"file": file, "bytes": n, "rows": {"a": 4}, "blake3": h}));
+        }
+        let m = serde_json::json!({"format": "nil.shards", "format_version": 1, "capture": {"dtype": "float32"},
+                                   "layers": [{"name": "a", "dim": 2}], "shards": entries});
+        std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    }
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("nil-verify-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn reports_every_problem_and_notes_leftovers() {
+        let dir = tmp("all");
+        capture(&dir, 3);
+        assert!(verify_capture(&dir).problems.is_empty());
+        std::fs::remove_file(dir.join("shards/000000.safetensors")).unwrap();
+        let p2 = dir.join("shards/000002.safetensors");
+        let b = std::fs::read(&p2).unwrap();
+        std::fs::write(&p2, &b[..b.len() - 4]).unwrap();
+        std::fs::write(dir.join("shards/.000003.safetensors.tmp-1"), b"x").unwrap();
+        let r = verify_capture(&dir);
+        let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(kinds, ["io", "format"]);
+        assert!(r.problems[1].message.contains("truncated"));
+        assert_eq!(r.notes.len(), 1);
+        assert!(verify_shard(&dir, &Manifest::read(&dir).unwrap(), 1).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn empty_and_missing_captures_are_problems() {
+        let dir = tmp("empty");
+        capture(&dir, 0);
+        assert_eq!(verify_capture(&dir).problems[0].kind, "empty");
+        let r = verify_capture(&dir.join("nowhere"));
+        assert_eq!(r.problems[0].kind, "io");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
