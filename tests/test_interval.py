@@ -438,3 +438,33 @@ def test_cli_error_names_the_file_and_columns(run_cli, tmp_path):
     p = run_cli("interval", str(path))
     assert p.returncode == 1
     assert str(path) in p.stderr and "no loss column" in p.stderr
+
+
+def test_joint_law_matches_scipy_least_squares():
+    import scipy.optimize
+
+    runs = simulate(seed=12, noise=0.01)
+    fit = nil.fit_interval(runs, metrics=[], **FAST)
+    j = fit.joint
+    assert j.rejected == 0 and j.converged
+    n, u, y = [], [], []
+    for b in fit.budgets:
+        n += [b.budget] * len(b.ratios)
+        u += list(np.log(b.ratios))
+        y += b.mean_loss
+    n, u, y = map(np.asarray, (n, u, y))
+    ln_ref = np.log(n).mean()
+
+    def resid(t):
+        return t[0] + t[1] * np.exp(-t[2] * (np.log(n) - ln_ref)) + t[3] * (u - t[4]) ** 2 - y
+
+    best = min((scipy.optimize.least_squares(resid, [y.min(), 0.1, beta, 0.01, us], method="lm", xtol=1e-14,
+                                             ftol=1e-14) for beta in (0.1, 0.5, 1.0) for us in (-5.0, -4.0, -3.0)),
+               key=lambda r: r.cost)
+    l_inf, a_scaled, beta, b, us = best.x
+    assert j.l_inf == pytest.approx(l_inf, rel=1e-5)
+    assert j.beta == pytest.approx(beta, rel=1e-5)
+    assert j.a == pytest.approx(a_scaled * math.exp(beta * ln_ref), rel=1e-4)
+    assert j.b == pytest.approx(b, rel=1e-5)
+    assert j.ratio_star == pytest.approx(math.exp(us), rel=1e-5)
+    assert j.rms == pytest.approx(math.sqrt(2 * best.cost / len(y)), rel=1e-6)
