@@ -190,6 +190,33 @@ def test_cross_budget_statistics_match_numpy():
     assert c.spearman == pytest.approx(scipy.stats.spearmanr(mx, my)[0], abs=1e-12)
 
 
+def test_reference_correlation_convention():
+    runs = {"budget": [1e6] * 6, "ratio": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32],
+            "test_loss": [2.2, 2.0, 2.05, 2.1, 2.3, 2.6], "aofe_ratio": [0.3, 0.2, 0.2, 0.25, 0.2, 0.4],
+            "wtw_aofe_ratio": [0.1] * 6}
+    fit = nil.fit_interval(runs, correlation="reference", **FAST)
+    by = {c.metric: c for c in fit.correlations}
+    x, y = np.array(runs["aofe_ratio"]), np.array(runs["test_loss"])
+
+    def ref_pearson(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+    def order_ranks(a):
+        return np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)
+
+    assert by["aofe_ratio"].pearson == pytest.approx(ref_pearson(x, y), abs=1e-12)
+    assert by["aofe_ratio"].spearman == pytest.approx(ref_pearson(order_ranks(x), order_ranks(y)), abs=1e-12)
+    # the reference's 1e-12 turns a constant column into (numerically) 0 instead of NaN
+    const = np.array(runs["wtw_aofe_ratio"])
+    assert by["wtw_aofe_ratio"].pearson == pytest.approx(ref_pearson(const, y), abs=1e-12)
+    assert abs(by["wtw_aofe_ratio"].pearson) < 1e-9
+    nil_fit = nil.fit_interval(runs, **FAST)
+    assert math.isnan({c.metric: c for c in nil_fit.correlations}["wtw_aofe_ratio"].pearson)
+    assert {c.metric: c for c in nil_fit.correlations}["aofe_ratio"].spearman == pytest.approx(
+        scipy.stats.spearmanr(x, y)[0], abs=1e-12)
+
+
 def test_partial_correlation_controls_for_log_budget():
     runs = simulate(seed=11, noise=0.01)
     fit = nil.fit_interval(runs, metrics=["aofe_ratio"], bootstrap=0, permutations=500)

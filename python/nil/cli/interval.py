@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     p.add_argument("--permutations", type=int, default=10_000, help="permutations per correlation p-value (default 10000)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed of bootstrap and permutations (default 0)")
+    p.add_argument("--reference-correlations", action="store_true",
+                   help="per-budget Pearson/Spearman as the reference computed them (1e-12 denominator, "
+                        "sort-order ranks) instead of nil's (NaN on zero variance, average ranks)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON (NaN as null)")
     p.add_argument("--plot", metavar="DIR", default=None, help="write PNG figures into DIR")
     p.set_defaults(func=run)
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             args.runs, budget=args.budget_col, ratio=args.ratio_col, loss=args.loss_col, eps=args.eps,
             budgets=args.budgets, bootstrap=args.bootstrap, seed=args.seed, metrics=args.metrics,
             frontier_x=args.frontier_x, ci=args.ci, permutations=args.permutations,
+            correlation="reference" if args.reference_correlations else "nil",
         )
     if args.plot:
         from ..interval.plots import write_plots

@@ -51,6 +51,71 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// Which conventions a correlation follows (METHOD.md §2.6, §8 R4).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CorrConvention {
+    /// nil: Pearson NaN on zero variance, Spearman on average ranks.
+    Nil,
+    /// The reference's NTP sweep: Pearson x·y/(‖x‖‖y‖ + 1e-12) of centred columns (0 on a
+    /// constant column), Spearman on plain sort-order ranks (ties ranked in order of appearance).
+    Reference,
+}
+
+impl CorrConvention {
+    /// Parses "nil" or "reference".
+    pub fn parse(name: &str) -> crate::error::Result<Self> {
+        match name {
+            "nil" => Ok(CorrConvention::Nil),
+            "reference" => Ok(CorrConvention::Reference),
+            other => Err(crate::error::NilError::Value(format!(
+                "correlation convention: expected \"nil\" or \"reference\", found {other:?}"
+            ))),
+        }
+    }
+
+    fn pearson(self, x: &[f64], y: &[f64]) -> f64 {
+        match self {
+            CorrConvention::Nil => pearson(x, y),
+            CorrConvention::Reference => pearson_reference(x, y),
+        }
+    }
+
+    fn ranks(self, x: &[f64]) -> Vec<f64> {
+        match self {
+            CorrConvention::Nil => average_ranks(x),
+            CorrConvention::Reference => order_ranks(x),
+        }
+    }
+}
+
+/// The reference's Pearson: centred x·y/(‖x‖‖y‖ + 1e-12); NaN only for fewer than 2 pairs.
+pub fn pearson_reference(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len();
+    if n < 2 || y.len() != n {
+        return f64::NAN;
+    }
+    let mx = x.iter().sum::<f64>() / n as f64;
+    let my = y.iter().sum::<f64>() / n as f64;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    sxy / (sxx.sqrt() * syy.sqrt() + 1e-12)
+}
+
+/// 0-based sort-order ranks (a stable sort: tied values ranked in order of appearance).
+pub fn order_ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut ranks = vec![0.0; x.len()];
+    for (r, &i) in idx.iter().enumerate() {
+        ranks[i] = r as f64;
+    }
+    ranks
+}
+
 /// 1-based ranks with ties given the average of the ranks they span.
 pub fn average_ranks(x: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..x.len()).collect();
@@ -79,16 +144,27 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
 /// Pearson and Spearman of the finite pairs of (x, y) with permutation p-values; permutation `i`
 /// shuffles y with the stream (seed, i), so the result does not depend on the thread count.
 pub fn correlate(x: &[f64], y: &[f64], permutations: usize, seed: u64) -> Correlation {
+    correlate_with(x, y, permutations, seed, CorrConvention::Nil)
+}
+
+/// [`correlate`] under a chosen convention.
+pub fn correlate_with(
+    x: &[f64],
+    y: &[f64],
+    permutations: usize,
+    seed: u64,
+    conv: CorrConvention,
+) -> Correlation {
     let (xs, ys): (Vec<f64>, Vec<f64>) = x
         .iter()
         .zip(y)
         .filter(|(a, b)| a.is_finite() && b.is_finite())
         .map(|(a, b)| (*a, *b))
         .unzip();
-    let r = pearson(&xs, &ys);
-    let rx = average_ranks(&xs);
-    let ry = average_ranks(&ys);
-    let rho = pearson(&rx, &ry);
+    let r = conv.pearson(&xs, &ys);
+    let rx = conv.ranks(&xs);
+    let ry = conv.ranks(&ys);
+    let rho = conv.pearson(&rx, &ry);
     let (mut pp, mut ps) = (f64::NAN, f64::NAN);
     if permutations > 0 && (r.is_finite() || rho.is_finite()) {
         // Count |r_perm| ≥ |r_obs| with a relative tolerance so exact ties of the statistic count.
@@ -101,8 +177,8 @@ pub fn correlate(x: &[f64], y: &[f64], permutations: usize, seed: u64) -> Correl
                 rng.shuffle(&mut order);
                 let yp: Vec<f64> = order.iter().map(|&k| ys[k]).collect();
                 let rp: Vec<f64> = order.iter().map(|&k| ry[k]).collect();
-                let a = pearson(&xs, &yp).abs() >= r.abs() * (1.0 - tol) - tol;
-                let b = pearson(&rx, &rp).abs() >= rho.abs() * (1.0 - tol) - tol;
+                let a = conv.pearson(&xs, &yp).abs() >= r.abs() * (1.0 - tol) - tol;
+                let b = conv.pearson(&rx, &rp).abs() >= rho.abs() * (1.0 - tol) - tol;
                 (a as usize, b as usize)
             })
             .reduce(|| (0, 0), |p, q| (p.0 + q.0, p.1 + q.1));
@@ -249,6 +325,23 @@ mod tests {
         assert!(pearson(&x, &y) < -0.99);
         let p = partial_correlate(&x, &y, &z, 0, 0);
         assert!(p.pearson.abs() < 0.2, "{p:?}");
+    }
+
+    #[test]
+    fn reference_convention() {
+        assert_eq!(
+            order_ranks(&[10.0, 20.0, 10.0, 5.0]),
+            vec![1.0, 3.0, 2.0, 0.0]
+        );
+        assert_eq!(pearson_reference(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), 0.0);
+        let c = correlate_with(
+            &[1.0, 2.0, 2.0, 4.0],
+            &[1.0, 3.0, 2.0, 5.0],
+            0,
+            0,
+            CorrConvention::Reference,
+        );
+        assert!((c.spearman - 0.8).abs() < 1e-12, "{c:?}");
     }
 
     #[test]

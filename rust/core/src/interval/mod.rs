@@ -20,7 +20,7 @@ pub mod quadfit;
 pub mod rng;
 pub mod table;
 
-use crate::corr::{correlate, correlation_ci, partial_correlate, Correlation};
+use crate::corr::{correlate_with, correlation_ci, partial_correlate, CorrConvention, Correlation};
 use crate::error::{NilError, Result};
 use bootstrap::{column_ci, Ci};
 use joint::JointLaw;
@@ -61,6 +61,8 @@ pub struct IntervalOptions {
     pub window: usize,
     /// Resample single-seed shapes from their budget's fit residuals (else they stay fixed).
     pub residual_bootstrap: bool,
+    /// Conventions of the per-budget Pearson and Spearman (nil's, or the reference's).
+    pub correlation: CorrConvention,
 }
 
 impl Default for IntervalOptions {
@@ -77,6 +79,7 @@ impl Default for IntervalOptions {
             outlier_threshold: 4.0,
             window: 3,
             residual_bootstrap: true,
+            correlation: CorrConvention::Nil,
         }
     }
 }
@@ -681,7 +684,13 @@ fn correlations(
             out.push(BudgetCorrelation {
                 budget: b.budget,
                 metric: name.clone(),
-                stats: correlate(&x, &b.mean_loss, opts.permutations, stream_seed),
+                stats: correlate_with(
+                    &x,
+                    &b.mean_loss,
+                    opts.permutations,
+                    stream_seed,
+                    opts.correlation,
+                ),
                 pearson_ci,
                 spearman_ci,
             });
