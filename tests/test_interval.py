@@ -190,6 +190,67 @@ def test_cross_budget_statistics_match_numpy():
     assert c.spearman == pytest.approx(scipy.stats.spearmanr(mx, my)[0], abs=1e-12)
 
 
+def test_reference_correlation_convention():
+    runs = {"budget": [1e6] * 6, "ratio": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32],
+            "test_loss": [2.2, 2.0, 2.05, 2.1, 2.3, 2.6], "aofe_ratio": [0.3, 0.2, 0.2, 0.25, 0.2, 0.4],
+            "wtw_aofe_ratio": [0.1] * 6}
+    fit = nil.fit_interval(runs, correlation="reference", **FAST)
+    by = {c.metric: c for c in fit.correlations}
+    x, y = np.array(runs["aofe_ratio"]), np.array(runs["test_loss"])
+
+    def ref_pearson(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+    def order_ranks(a):
+        return np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)
+
+    assert by["aofe_ratio"].pearson == pytest.approx(ref_pearson(x, y), abs=1e-12)
+    assert by["aofe_ratio"].spearman == pytest.approx(ref_pearson(order_ranks(x), order_ranks(y)), abs=1e-12)
+    # the reference's 1e-12 turns a constant column into (numerically) 0 instead of NaN
+    const = np.array(runs["wtw_aofe_ratio"])
+    assert by["wtw_aofe_ratio"].pearson == pytest.approx(ref_pearson(const, y), abs=1e-12)
+    assert abs(by["wtw_aofe_ratio"].pearson) < 1e-9
+    nil_fit = nil.fit_interval(runs, **FAST)
+    assert math.isnan({c.metric: c for c in nil_fit.correlations}["wtw_aofe_ratio"].pearson)
+    assert {c.metric: c for c in nil_fit.correlations}["aofe_ratio"].spearman == pytest.approx(
+        scipy.stats.spearmanr(x, y)[0], abs=1e-12)
+
+
+def test_partial_correlation_controls_for_log_budget():
+    runs = simulate(seed=11, noise=0.01)
+    fit = nil.fit_interval(runs, metrics=["aofe_ratio"], bootstrap=0, permutations=500)
+    x, y, z = [], [], []
+    for b in fit.budgets:
+        for r, m in zip(b.ratios, b.mean_loss):
+            sel = (runs["budget"] == b.budget) & (runs["ratio"] == r)
+            x.append(runs["aofe_ratio"][sel].mean())
+            y.append(m)
+            z.append(math.log(b.budget))
+    x, y, z = map(np.asarray, (x, y, z))
+    resid = lambda v, w: v - np.polyval(np.polyfit(w, v, 1), w)  # noqa: E731
+    p = fit.partial_correlations[0]
+    assert p.metric == "aofe_ratio" and p.n == len(x)
+    assert p.pearson == pytest.approx(scipy.stats.pearsonr(resid(x, z), resid(y, z))[0], abs=1e-10)
+    rk = scipy.stats.rankdata
+    assert p.spearman == pytest.approx(scipy.stats.pearsonr(resid(rk(x), rk(z)), resid(rk(y), rk(z)))[0], abs=1e-10)
+    assert 0 < p.pearson_p <= 1
+
+
+def test_correlation_bootstrap_ci_matches_scipy_bootstrap():
+    runs = simulate(seed=4, budgets=(1e6,), noise=0.01)
+    fit = nil.fit_interval(runs, metrics=["aofe_ratio"], bootstrap=4000, permutations=0)
+    c = fit.correlations[0]
+    rs = np.unique(runs["ratio"])
+    mx = np.array([runs["aofe_ratio"][runs["ratio"] == r].mean() for r in rs])
+    my = np.array([runs["test_loss"][runs["ratio"] == r].mean() for r in rs])
+    ref = scipy.stats.bootstrap((mx, my), lambda a, b: scipy.stats.pearsonr(a, b)[0], paired=True,
+                                vectorized=False, n_resamples=4000, method="percentile", random_state=0)
+    assert c.pearson_ci.lo == pytest.approx(ref.confidence_interval.low, abs=0.03)
+    assert c.pearson_ci.hi == pytest.approx(ref.confidence_interval.high, abs=0.03)
+    assert c.spearman_ci.lo <= c.spearman <= c.spearman_ci.hi
+
+
 # ---------------------------------------------------------------- simulated sweeps
 
 
@@ -303,6 +364,8 @@ def test_clear_errors():
         nil.fit_interval(good, ratio="alpha", **FAST)
     with pytest.raises(NilValueError, match="budget 2000000 is not in the runs table"):
         nil.fit_interval(good, budgets=[2e6], **FAST)
+    with pytest.raises(NilValueError, match="budgets is empty"):
+        nil.fit_interval(good, budgets=[], **FAST)
     with pytest.raises(NilValueError, match="no run has a finite loss"):
         nil.fit_interval({**good, "test_loss": [math.nan] * 3}, **FAST)
     with pytest.raises(NilValueError, match="row 1: ratio must be a finite positive"):
@@ -402,3 +465,33 @@ def test_cli_error_names_the_file_and_columns(run_cli, tmp_path):
     p = run_cli("interval", str(path))
     assert p.returncode == 1
     assert str(path) in p.stderr and "no loss column" in p.stderr
+
+
+def test_joint_law_matches_scipy_least_squares():
+    import scipy.optimize
+
+    runs = simulate(seed=12, noise=0.01)
+    fit = nil.fit_interval(runs, metrics=[], **FAST)
+    j = fit.joint
+    assert j.rejected == 0 and j.converged
+    n, u, y = [], [], []
+    for b in fit.budgets:
+        n += [b.budget] * len(b.ratios)
+        u += list(np.log(b.ratios))
+        y += b.mean_loss
+    n, u, y = map(np.asarray, (n, u, y))
+    ln_ref = np.log(n).mean()
+
+    def resid(t):
+        return t[0] + t[1] * np.exp(-t[2] * (np.log(n) - ln_ref)) + t[3] * (u - t[4]) ** 2 - y
+
+    best = min((scipy.optimize.least_squares(resid, [y.min(), 0.1, beta, 0.01, us], method="lm", xtol=1e-14,
+                                             ftol=1e-14) for beta in (0.1, 0.5, 1.0) for us in (-5.0, -4.0, -3.0)),
+               key=lambda r: r.cost)
+    l_inf, a_scaled, beta, b, us = best.x
+    assert j.l_inf == pytest.approx(l_inf, rel=1e-5)
+    assert j.beta == pytest.approx(beta, rel=1e-5)
+    assert j.a == pytest.approx(a_scaled * math.exp(beta * ln_ref), rel=1e-4)
+    assert j.b == pytest.approx(b, rel=1e-5)
+    assert j.ratio_star == pytest.approx(math.exp(us), rel=1e-5)
+    assert j.rms == pytest.approx(math.sqrt(2 * best.cost / len(y)), rel=1e-6)

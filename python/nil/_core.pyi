@@ -116,6 +116,7 @@ def fit_interval(
     outlier_threshold: float,
     window: int,
     residual_bootstrap: bool = True,
+    correlation: str = "nil",
 ) -> dict[str, Any]: ...
 def correlation(
     x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], permutations: int, seed: int

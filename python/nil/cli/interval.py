@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     p.add_argument("--permutations", type=int, default=10_000, help="permutations per correlation p-value (default 10000)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed of bootstrap and permutations (default 0)")
+    p.add_argument("--reference-correlations", action="store_true",
+                   help="per-budget Pearson/Spearman as the reference computed them (1e-12 denominator, "
+                        "sort-order ranks) instead of nil's (NaN on zero variance, average ranks)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON (NaN as null)")
     p.add_argument("--plot", metavar="DIR", default=None, help="write PNG figures into DIR")
     p.set_defaults(func=run)
@@ -69,14 +72,14 @@ def _with_ci(v: float, lo: float, hi: float) -> str:
     return f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
-def _wide_table(title: str, rows: list[dict[str, str]], split_after: str) -> None:
+def _wide_table(title: str, rows: list[dict[str, str]], split_after: str | None = None) -> None:
     """A rich table wide enough for bands and CIs, with a rule between reference and nil columns."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, header_style="bold")
     for c in rows[0]:
-        table.add_column(c, justify="left" if c == "flags" else "right", no_wrap=c != "flags",
+        table.add_column(c, justify="left" if c in ("flags", "metric") else "right", no_wrap=c != "flags",
                          style="dim" if c == split_after else None)
     for r in rows:
         table.add_row(*r.values())
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             args.runs, budget=args.budget_col, ratio=args.ratio_col, loss=args.loss_col, eps=args.eps,
             budgets=args.budgets, bootstrap=args.bootstrap, seed=args.seed, metrics=args.metrics,
             frontier_x=args.frontier_x, ci=args.ci, permutations=args.permutations,
+            correlation="reference" if args.reference_correlations else "nil",
         )
     if args.plot:
         from ..interval.plots import write_plots
@@ -166,9 +170,17 @@ def run(args: argparse.Namespace) -> int:
                     f"{pct} CI": ""})
     print_table("Across budgets", ["statistic", "value", f"{pct} CI"], summary)
     if fit.correlations:
-        crow = [{"budget": f"{c.budget:.4g}", "metric": c.metric, "n": c.n, "pearson": c.pearson,
-                 "pearson p": c.pearson_p, "spearman": c.spearman, "spearman p": c.spearman_p}
+        from ._table import fmt
+
+        crow = [{"budget": f"{c.budget:.4g}", "metric": c.metric, "n": str(c.n), "pearson": fmt(c.pearson),
+                 "pearson CI": _band(c.pearson_ci.lo, c.pearson_ci.hi), "pearson p": fmt(c.pearson_p),
+                 "spearman": fmt(c.spearman), "spearman CI": _band(c.spearman_ci.lo, c.spearman_ci.hi),
+                 "spearman p": fmt(c.spearman_p)}
                 for c in fit.correlations]
-        print_table("Metric vs loss across shapes (seed means)", list(crow[0]), crow)
+        _wide_table(f"Metric vs loss across shapes (seed means; {pct} pairs-bootstrap CIs, permutation p)", crow)
+        prow = [{"metric": c.metric, "n": str(c.n), "partial pearson": fmt(c.pearson), "pearson p": fmt(c.pearson_p),
+                 "partial spearman": fmt(c.spearman), "spearman p": fmt(c.spearman_p)}
+                for c in fit.partial_correlations]
+        _wide_table("Metric vs loss over all budgets, controlling for ln N (partial correlations)", prow)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0

@@ -10,7 +10,7 @@ correlations. The numerical work runs in nil's Rust core (METHOD.md §5, §8 R7;
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from .. import _core
 from ..errors import NilValueError
@@ -24,6 +24,7 @@ from ._result import (
     Frontier,
     IntervalFit,
     JointLaw,
+    PartialCorrelation,
     SmoothFit,
     Stability,
     from_core,
@@ -39,6 +40,7 @@ __all__ = [
     "Frontier",
     "IntervalFit",
     "JointLaw",
+    "PartialCorrelation",
     "SmoothFit",
     "Stability",
     "fit_interval",
@@ -64,6 +66,7 @@ def fit_interval(
     outlier_threshold: float = 4.0,
     window: int = 3,
     residual_bootstrap: bool = True,
+    correlation: Literal["nil", "reference"] = "nil",
 ) -> IntervalFit:
     """Fits the efficient interval of ``runs`` (one row per budget × shape × seed).
 
@@ -78,7 +81,9 @@ def fit_interval(
     A shape with one seed has nothing to resample: with ``residual_bootstrap`` (default) it is
     resampled from its budget's smooth fit (fitted value plus a drawn residual), so tables with one
     run per shape, like the reference's, still get intervals. ``se_floor``, ``outlier_threshold``,
-    ``window``: see docs/interval.md.
+    ``window``: see docs/interval.md. ``correlation="reference"`` computes the per-budget Pearson
+    and Spearman as the reference's NTP sweep did (1e-12 in the Pearson denominator, sort-order
+    ranks); partial correlations and CIs always follow nil's conventions.
 
     Rows with NaN loss are left out and counted; budgets with fewer than 3 shapes have no smooth fit
     (``vertex == "no_fit"``); an optimum at the sweep edge is flagged, never extrapolated.
@@ -105,6 +110,7 @@ def fit_interval(
         outlier_threshold=float(outlier_threshold),
         window=int(window),
         residual_bootstrap=bool(residual_bootstrap),
+        correlation=correlation,
     )
     frontier = {}
     for f in raw["frontier"]:

@@ -17,6 +17,7 @@ __all__ = [
     "Frontier",
     "JointLaw",
     "BudgetCorrelation",
+    "PartialCorrelation",
     "IntervalFit",
 ]
 
@@ -146,9 +147,26 @@ class JointLaw:
 
 @dataclass(frozen=True)
 class BudgetCorrelation:
-    """A metric against seed-mean loss across the shapes of one budget."""
+    """A metric against seed-mean loss across the shapes of one budget: Pearson (NaN on zero
+    variance), average-rank Spearman, permutation p-values, pairs-bootstrap CIs."""
 
     budget: float
+    metric: str
+    n: int
+    pearson: float
+    spearman: float
+    pearson_p: float
+    spearman_p: float
+    permutations: int
+    pearson_ci: Ci
+    spearman_ci: Ci
+
+
+@dataclass(frozen=True)
+class PartialCorrelation:
+    """A metric against seed-mean loss over every shape of every budget, controlling for ln N:
+    Pearson of the residuals of both on ln N, the same on average ranks, permutation p-values."""
+
     metric: str
     n: int
     pearson: float
@@ -178,6 +196,7 @@ class IntervalFit:
     frontier: dict[str, Frontier]
     joint: JointLaw
     correlations: list[BudgetCorrelation]
+    partial_correlations: list[PartialCorrelation]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict (NaN kept as float NaN; ``nil.cli._table.print_json`` nulls it)."""

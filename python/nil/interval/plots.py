@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,18 @@ def _fmt_budget(n: float) -> str:
     if n >= 1e3:
         return f"N = {n / 1e3:.3g}k"
     return f"N = {n:.3g}"
+
+
+def _plain_log_axis(ax: Any) -> None:
+    """Log y-axis labels as plain numbers (2.05, 0.02) instead of mantissa×10^k; minor ticks are
+    labelled too when the axis spans less than a decade (else no major tick may be in view)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    lo, hi = ax.get_ylim()
+    plain = FuncFormatter(lambda v, _: f"{v:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain if hi / lo < 10 else NullFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=8)
 
 
 def _loss_vs_ratio(fit: IntervalFit, path: Path) -> None:
@@ -105,6 +118,7 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
                 label=f"ln R̂* = a + s ln N, s = {st.slope:.3f}{ci_txt}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_axis(ax)
     ax.set_xlabel(f"budget N ({fit.columns['budget']})")
     ax.set_ylabel("depth / width ratio R")
     ax.grid(alpha=0.3, which="both", lw=0.5)
@@ -125,9 +139,10 @@ def _frontier(fit: IntervalFit, path: Path) -> None:
     f = fit.frontier.get(fit.columns["budget"])
     if f is not None and math.isfinite(f.a):
         g = np.geomspace(n.min(), n.max(), 50)
-        ax.plot(g, f.a * g**f.b, color="tab:blue", label=f"{f.a:.3g}·N^{f.b:.3f}, R² = {f.r2:.3f}")
+        ax.plot(g, f.a * g**f.b, color="tab:blue", label=f"${f.a:.3g}\\cdot N^{{{f.b:.3f}}}$, R² = {f.r2:.3f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_axis(ax)
     ax.set_xlabel(f"budget N ({fit.columns['budget']})")
     ax.set_ylabel(f"best {fit.columns['loss']}")
     ax.grid(alpha=0.3, which="both", lw=0.5)
@@ -156,7 +171,7 @@ def _metric_vs_loss(fit: IntervalFit, cols: Columns, path: Path) -> None:
                 xs.append(np.nanmean(a[metric][rows]) if np.isfinite(a[metric][rows]).any() else np.nan)
                 ys.append(l_all[rows].mean())
             rho = next((c.spearman for c in fit.correlations if c.budget == n and c.metric == metric), math.nan)
-            ax.plot(xs, ys, "o-", ms=4, lw=0.8, color=cmap(k / max(1, len(budgets) - 1)),
+            ax.plot(xs, ys, "o", ms=4.5, alpha=0.85, color=cmap(k / max(1, len(budgets) - 1)),
                     label=f"{_fmt_budget(n)}, ρ = {rho:.2f}")
         ax.set_xlabel(metric)
         ax.set_ylabel(cols.loss)

@@ -4,7 +4,7 @@
 
 use crate::errors::to_py;
 use crate::pool::{detached, with_pool};
-use nil_core::corr::correlate;
+use nil_core::corr::{correlate, CorrConvention};
 use nil_core::interval::{fit_interval as core_fit, IntervalOptions, RunsTable};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
@@ -45,7 +45,7 @@ fn serialised<T: serde::Serialize>(v: &T) -> PyResult<Value> {
 /// Efficient interval of a runs table (raw binding; use nil.fit_interval).
 #[pyfunction]
 #[pyo3(signature = (budget, ratio, loss, metrics, *, eps, bootstrap, seed, ci, interval_budgets,
-    frontier_x, permutations, se_floor, outlier_threshold, window, residual_bootstrap=true))]
+    frontier_x, permutations, se_floor, outlier_threshold, window, residual_bootstrap=true, correlation="nil"))]
 #[allow(clippy::too_many_arguments)]
 fn fit_interval<'py>(
     py: Python<'py>,
@@ -64,6 +64,7 @@ fn fit_interval<'py>(
     outlier_threshold: f64,
     window: usize,
     residual_bootstrap: bool,
+    correlation: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let b = budget.as_array().to_vec();
     let r = ratio.as_array().to_vec();
@@ -84,6 +85,7 @@ fn fit_interval<'py>(
         outlier_threshold,
         window,
         residual_bootstrap,
+        correlation: CorrConvention::parse(correlation).map_err(to_py)?,
     };
     let result = detached(py, || {
         with_pool(|| {

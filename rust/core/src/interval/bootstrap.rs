@@ -34,34 +34,38 @@ where
     if width == 0 {
         return out;
     }
-    out.par_chunks_mut(width).enumerate().for_each_init(
-        || {
-            g.budgets
-                .iter()
-                .map(|b| b.shapes.iter().map(|s| s.losses.clone()).collect())
-                .collect::<Vec<Vec<Vec<f64>>>>()
-        },
-        |buf, (r, row)| {
-            let mut rng = Rng::stream(seed, r as u64);
-            for (bi, b) in g.budgets.iter().enumerate() {
-                for (si, s) in b.shapes.iter().enumerate() {
-                    let dst = &mut buf[bi][si];
-                    let k = s.losses.len();
-                    match &pools[bi] {
-                        Some(p) if k == 1 => {
-                            dst[0] = p.fitted[si] + p.residuals[rng.below(p.residuals.len())];
-                        }
-                        _ => {
-                            for d in dst.iter_mut() {
-                                *d = s.losses[rng.below(k)];
+    // Replicates are grouped in runs of ≥ 64 so the per-job scratch buffers are built rarely.
+    out.par_chunks_mut(width)
+        .enumerate()
+        .with_min_len(64)
+        .for_each_init(
+            || {
+                g.budgets
+                    .iter()
+                    .map(|b| b.shapes.iter().map(|s| s.losses.clone()).collect())
+                    .collect::<Vec<Vec<Vec<f64>>>>()
+            },
+            |buf, (r, row)| {
+                let mut rng = Rng::stream(seed, r as u64);
+                for (bi, b) in g.budgets.iter().enumerate() {
+                    for (si, s) in b.shapes.iter().enumerate() {
+                        let dst = &mut buf[bi][si];
+                        let k = s.losses.len();
+                        match &pools[bi] {
+                            Some(p) if k == 1 => {
+                                dst[0] = p.fitted[si] + p.residuals[rng.below(p.residuals.len())];
+                            }
+                            _ => {
+                                for d in dst.iter_mut() {
+                                    *d = s.losses[rng.below(k)];
+                                }
                             }
                         }
                     }
                 }
-            }
-            analyse(buf, row);
-        },
-    );
+                analyse(buf, row);
+            },
+        );
     out
 }
 

@@ -20,7 +20,7 @@ pub mod quadfit;
 pub mod rng;
 pub mod table;
 
-use crate::corr::{correlate, Correlation};
+use crate::corr::{correlate_with, correlation_ci, partial_correlate, CorrConvention, Correlation};
 use crate::error::{NilError, Result};
 use bootstrap::{column_ci, Ci};
 use joint::JointLaw;
@@ -61,6 +61,8 @@ pub struct IntervalOptions {
     pub window: usize,
     /// Resample single-seed shapes from their budget's fit residuals (else they stay fixed).
     pub residual_bootstrap: bool,
+    /// Conventions of the per-budget Pearson and Spearman (nil's, or the reference's).
+    pub correlation: CorrConvention,
 }
 
 impl Default for IntervalOptions {
@@ -77,6 +79,7 @@ impl Default for IntervalOptions {
             outlier_threshold: 4.0,
             window: 3,
             residual_bootstrap: true,
+            correlation: CorrConvention::Nil,
         }
     }
 }
@@ -206,6 +209,9 @@ pub struct BudgetCorrelation {
     pub metric: String,
     #[serde(flatten)]
     pub stats: Correlation,
+    /// Pairs-bootstrap percentile intervals (shapes resampled), `bootstrap` replicates.
+    pub pearson_ci: Ci,
+    pub spearman_ci: Ci,
 }
 
 /// The full answer of [`fit_interval`].
@@ -224,6 +230,17 @@ pub struct IntervalResult {
     pub frontier: Vec<Frontier>,
     pub joint: JointLaw,
     pub correlations: Vec<BudgetCorrelation>,
+    /// Per metric, pooled over every shape of every budget: association with loss controlling
+    /// for ln N (partial Pearson and Spearman, METHOD.md §5).
+    pub partial_correlations: Vec<PartialCorrelation>,
+}
+
+/// A metric against loss over all shapes of all budgets, controlling for ln N.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartialCorrelation {
+    pub metric: String,
+    #[serde(flatten)]
+    pub stats: Correlation,
 }
 
 /// Per-budget analysis of one set of seed losses (used for the estimate and every replicate).
@@ -329,6 +346,11 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let nb = g.budgets.len();
     let in_interval: Vec<bool> = match &opts.interval_budgets {
         None => vec![true; nb],
+        Some(sel) if sel.is_empty() => {
+            return Err(NilError::Value(
+                "fit_interval: budgets is empty; give at least one budget to intersect, or None for all".into(),
+            ))
+        }
         Some(sel) => {
             let mut flags = vec![false; nb];
             for &want in sel {
@@ -427,7 +449,9 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let mut point = vec![f64::NAN; width];
     analyse(&observed, &mut point);
     let mut sc = Scratch::default();
-    let points: Vec<(BudgetAnalysis, Vec<f64>, Vec<f64>, Vec<f64>)> = (0..nb)
+    // Point estimate per budget: (analysis, seed means, variances, weights).
+    type PointEstimate = (BudgetAnalysis, Vec<f64>, Vec<f64>, Vec<f64>);
+    let points: Vec<PointEstimate> = (0..nb)
         .map(|bi| {
             let a = analyse_budget(&us[bi], &observed[bi], opts, &mut sc);
             (a, sc.means.clone(), sc.vars.clone(), sc.w.clone())
@@ -595,6 +619,26 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let joint = joint::fit_joint_law(&jn, &ju, &jy);
 
     let correlations = correlations(&g, &budgets, runs, opts);
+    let partial_correlations = runs
+        .metrics
+        .iter()
+        .enumerate()
+        .map(|(mi, (name, _))| {
+            let (mut x, mut y, mut z) = (Vec::new(), Vec::new(), Vec::new());
+            for (gb, b) in g.budgets.iter().zip(&budgets) {
+                for (s, m) in gb.shapes.iter().zip(&b.mean_loss) {
+                    x.push(s.metric_means[mi]);
+                    y.push(*m);
+                    z.push(gb.n.ln());
+                }
+            }
+            let seed = opts.seed.wrapping_add(0x9A27_1A10 + mi as u64);
+            PartialCorrelation {
+                metric: name.clone(),
+                stats: partial_correlate(&x, &y, &z, opts.permutations, seed),
+            }
+        })
+        .collect();
     Ok(IntervalResult {
         eps: opts.eps,
         ci: opts.ci,
@@ -609,6 +653,7 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         frontier,
         joint,
         correlations,
+        partial_correlations,
     })
 }
 
@@ -629,10 +674,25 @@ fn correlations(
                 .seed
                 .wrapping_add(1 + (bi * nm + mi) as u64)
                 .wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let (pearson_ci, spearman_ci) = correlation_ci(
+                &x,
+                &b.mean_loss,
+                opts.bootstrap,
+                stream_seed ^ 0xB007_5742_0000_0000,
+                opts.ci,
+            );
             out.push(BudgetCorrelation {
                 budget: b.budget,
                 metric: name.clone(),
-                stats: correlate(&x, &b.mean_loss, opts.permutations, stream_seed),
+                stats: correlate_with(
+                    &x,
+                    &b.mean_loss,
+                    opts.permutations,
+                    stream_seed,
+                    opts.correlation,
+                ),
+                pearson_ci,
+                spearman_ci,
             });
         }
     }
