@@ -46,7 +46,8 @@ class _Vjp:
         """∂(P·y)_c/∂z for c in [lo, hi): a [hi - lo, *z.shape] tensor."""
         if self.batched:
             v = torch.zeros(hi - lo, *y.shape, dtype=y.dtype, device=y.device)
-            v[torch.arange(hi - lo), :, torch.arange(lo, hi)] = 1.0
+            rows = torch.arange(hi - lo, device=y.device)
+            v[rows, :, rows + lo] = 1.0
             try:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*performance drop.*")
