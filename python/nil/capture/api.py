@@ -152,11 +152,11 @@ def capture_agop(
         projector = Projector(64 if project is None else project, seed)
         first = selected[0]
         if estimator == "exact":
-            gram, vjp = exact_output_gram(
+            gram, vjp_used = exact_output_gram(
                 model, batches, first, projector, dev, rows_dtype, micro_batch,
                 max(1, int(vjp_chunk)), vjp, progress,
             )
-            settings["vjp"] = vjp
+            settings["vjp"] = vjp_used
         else:
             assert n_probes != "exact"
             gram = reference_jvp_gram(
