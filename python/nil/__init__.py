@@ -7,6 +7,7 @@ and the efficient depth/width interval of a parameter budget. The typed API:
 - ``interaction_stats``: AOFE, AOFE ratio, weighted mean cos², spectrum, null baselines.
 - ``superposition_stats``: superposition of a feature matrix against a Gaussian null.
 - ``nfa_correlation`` / ``fit_nfa_power``: WᵀW against AGOP^γ.
+- ``fit_interval``: per-budget optimal depth/width ratio, bands, bootstrap CIs, frontier laws.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from .errors import (
     ShardError,
 )
 from .interaction import InteractionStats, interaction_stats
+from .interval import IntervalFit, fit_interval
 from .nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
 from .superposition import Summary, SuperpositionStats, superposition_stats
+from .shards import ShardWriter, analyze, merge, verify
+from .sweep import sweep
 
 try:
     __version__ = version("nil")
@@ -39,6 +43,7 @@ __all__ = [
     "DTypeError",
     "FormatError",
     "InteractionStats",
+    "IntervalFit",
     "NfaCorrelation",
     "NfaPowerFit",
     "NilError",
@@ -48,10 +53,16 @@ __all__ = [
     "ShardError",
     "Summary",
     "SuperpositionStats",
+    "fit_interval",
     "fit_nfa_power",
     "interaction_stats",
     "load_accumulators",
     "nfa_correlation",
     "save_accumulators",
     "superposition_stats",
+    "ShardWriter",
+    "analyze",
+    "merge",
+    "verify",
+    "sweep",
 ]

@@ -1,5 +1,6 @@
 //! Element types accepted for gradient rows and their exact widening to f64.
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use std::sync::OnceLock;
 
@@ -52,6 +53,18 @@ pub trait Widen: Copy + Send + Sync {
     fn widen(self) -> f64;
     /// The value as f32.
     fn narrow(self) -> f32;
+    /// Widens a row (any stride) into `out`.
+    fn widen_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f64]) {
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o = v.widen();
+        }
+    }
+    /// Narrows a row (any stride) into `out`.
+    fn narrow_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f32]) {
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o = v.narrow();
+        }
+    }
 }
 
 impl Widen for f64 {
@@ -93,8 +106,33 @@ fn f16_table() -> &'static [f32] {
     TABLE.get_or_init(|| (0..=u16::MAX).map(|b| f16::from_bits(b).to_f32()).collect())
 }
 
+/// A contiguous slice of half-precision bits as `half::f16` values.
+fn as_f16_slice(bits: &[F16Bits]) -> &[f16] {
+    // SAFETY: F16Bits and half::f16 are both repr(transparent) over u16.
+    unsafe { std::slice::from_raw_parts(bits.as_ptr() as *const f16, bits.len()) }
+}
+
 impl Widen for F16Bits {
     const NARROW_EXACT: bool = true;
+    fn widen_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f64]) {
+        match row.as_slice() {
+            // half converts contiguous slices with F16C vector instructions where the CPU has them.
+            Some(s) => as_f16_slice(s).convert_to_f64_slice(out),
+            None => out
+                .iter_mut()
+                .zip(row.iter())
+                .for_each(|(o, v)| *o = v.widen()),
+        }
+    }
+    fn narrow_row(row: ndarray::ArrayView1<'_, Self>, out: &mut [f32]) {
+        match row.as_slice() {
+            Some(s) => as_f16_slice(s).convert_to_f32_slice(out),
+            None => out
+                .iter_mut()
+                .zip(row.iter())
+                .for_each(|(o, v)| *o = v.narrow()),
+        }
+    }
     #[inline(always)]
     fn narrow(self) -> f32 {
         f16_table()[self.0 as usize]

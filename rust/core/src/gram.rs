@@ -144,7 +144,7 @@ impl AgopAccumulator {
         let br = block_rows(d);
         let mut panel = vec![0.0f64; br.min(n) * d];
         if n <= br {
-            let (kept, skipped) = widen_block(rows, 0, policy, &mut panel, |v: T| v.widen())?;
+            let (kept, skipped) = widen_block(rows, 0, policy, &mut panel, T::widen_row)?;
             gram_add(&mut self.sum, d, &panel[..kept * d], kept);
             self.count += kept as u64;
             self.nonfinite += skipped;
@@ -158,7 +158,7 @@ impl AgopAccumulator {
             let end = (start + br).min(n);
             let block = rows.slice(ndarray::s![start..end, ..]);
             let (kept, skipped) =
-                widen_block(block, start as u64, policy, &mut panel, |v: T| v.widen())?;
+                widen_block(block, start as u64, policy, &mut panel, T::widen_row)?;
             gram_add(&mut scratch, d, &panel[..kept * d], kept);
             kept_total += kept as u64;
             skipped_total += skipped;
@@ -188,7 +188,7 @@ impl AgopAccumulator {
             let end = (start + br).min(n);
             let block = rows.slice(ndarray::s![start..end, ..]);
             let (kept, skipped) =
-                widen_block(block, start as u64, policy, &mut panel, |v: T| v.narrow())?;
+                widen_block(block, start as u64, policy, &mut panel, T::narrow_row)?;
             if kept > 0 {
                 gram_replace_f32(&mut block_sum, d, &panel[..kept * d], kept);
                 add_lower_f32(&mut scratch, &block_sum, d);
@@ -251,26 +251,23 @@ fn widen_block<T: Widen, P: Copy + Send + Sync + Into<f64>>(
     offset: u64,
     policy: NonFinitePolicy,
     panel: &mut [P],
-    convert: impl Fn(T) -> P + Sync,
+    convert_row: impl Fn(ndarray::ArrayView1<'_, T>, &mut [P]) + Sync,
 ) -> Result<(usize, u64)> {
     let (n, d) = rows.dim();
     let panel = &mut panel[..n * d];
-    // Widen in parallel; each row reports whether it is finite.
+    // Convert in parallel; each row reports its first non-finite value, if any.
     let finite: Vec<Option<f64>> = panel
         .par_chunks_mut(d)
         .enumerate()
         .map(|(i, out)| {
-            let row = rows.row(i);
-            let mut bad = None;
-            for (o, v) in out.iter_mut().zip(row.iter()) {
-                let x = convert(*v);
-                *o = x;
-                let w: f64 = x.into();
-                if !w.is_finite() && bad.is_none() {
-                    bad = Some(w);
-                }
+            convert_row(rows.row(i), out);
+            if out.iter().all(|&x| Into::<f64>::into(x).is_finite()) {
+                None
+            } else {
+                out.iter()
+                    .map(|&x| Into::<f64>::into(x))
+                    .find(|w| !w.is_finite())
             }
-            bad
         })
         .collect();
     let first_bad = finite.iter().position(|b| b.is_some());

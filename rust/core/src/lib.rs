@@ -5,17 +5,21 @@
 //! - [`superposition`]: statistics of a feature matrix W, streamed without a V×V matrix.
 //! - [`nfa`]: Neural Feature Ansatz correlation of WᵀW with AGOP^γ and the fit of γ.
 //! - [`agop_file`]: safetensors files of accumulators, written atomically.
+//! - [`interval`]: efficient-interval fitting of a runs table; [`corr`]: correlation statistics.
 
 // `!(x > 0.0)` is deliberate throughout: it is true for NaN, which must take the degenerate path.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod agop_file;
+pub mod corr;
 pub mod dtype;
 pub mod eig;
 pub mod error;
 pub mod fsutil;
 pub mod gram;
+pub mod interval;
 pub mod nfa;
+pub mod shards;
 pub mod special;
 pub mod stats;
 pub mod superposition;

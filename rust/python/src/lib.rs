@@ -2,7 +2,9 @@
 //! interpreter released on nil's own thread pool, dicts and arrays out, errors mapped to nil.errors.
 
 mod errors;
+mod interval;
 mod pool;
+mod shards;
 
 use errors::to_py;
 use nil_core::dtype::{view_as_bf16, view_as_f16};
@@ -396,5 +398,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nfa_correlation, m)?)?;
     m.add_function(wrap_pyfunction!(fit_nfa_power, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    shards::register(m)?;
+    interval::register(m)?;
     Ok(())
 }

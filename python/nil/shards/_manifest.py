@@ -1,0 +1,140 @@
+"""Building and checking the ``manifest.json`` of a capture (docs/shard-format.md) on the Python side.
+
+The Rust core validates every manifest before it is written or read; this module turns the
+writer's arguments (``layers``, ``dtype``, ``meta``) into that document and compares a stored
+manifest with the arguments of a writer that resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import DTypeError, NilValueError, ShardError
+
+FORMAT = "nil.shards"
+FORMAT_VERSION = 1
+DTYPES = ("float16", "bfloat16", "float32")
+MODEL_KEYS = ("family", "depth", "width", "params", "budget", "ratio")
+CAPTURE_KEYS = ("mode", "probes", "projection_seed", "token_stride")
+_ALIASES = {"param_count": "params", "n_params": "params", "r_dw": "ratio", "ratio_dw": "ratio"}
+_INT_KEYS = {"depth", "width", "params", "budget", "probes", "projection_seed", "token_stride"}
+
+__all__ = ["new_manifest", "check_resume", "check_layers", "check_dtype"]
+
+
+def check_dtype(dtype: str) -> str:
+    """The shard dtype name, or DTypeError."""
+    if dtype not in DTYPES:
+        raise DTypeError(f"ShardWriter: dtype expected one of {DTYPES}, found {dtype!r}")
+    return dtype
+
+
+def check_layers(layers: Mapping[str, int]) -> dict[str, int]:
+    """``{name: dim}`` with non-empty names and positive integer dims, or NilValueError."""
+    if not layers:
+        raise NilValueError("ShardWriter: layers expected at least one {name: dim}, found none")
+    out: dict[str, int] = {}
+    for name, dim in layers.items():
+        if not isinstance(name, str) or not name:
+            raise NilValueError(f"ShardWriter: layer names must be non-empty strings, found {name!r}")
+        if isinstance(dim, bool) or int(dim) != dim or int(dim) <= 0:
+            raise NilValueError(f"ShardWriter: layer {name}: dim must be a positive integer, found {dim!r}")
+        out[name] = int(dim)
+    return out
+
+
+def _coerce(section: str, key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if key in _INT_KEYS:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if key == "ratio":
+            v = float(value)
+            if not math.isfinite(v):
+                raise ValueError
+            return v
+        if key in ("family", "mode"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise NilValueError(f"ShardWriter: meta {section}.{key}: expected a number, found {value!r}") from None
+    return value
+
+
+def split_meta(meta: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Splits writer ``meta`` into the manifest's model and capture sections and free-form extras.
+
+    Known keys may be given flat (``depth=4``) or nested (``model={"depth": 4}``).
+    """
+    rest = dict(meta or {})
+    model = dict(rest.pop("model", None) or {})
+    capture = dict(rest.pop("capture", None) or {})
+    for alias, key in _ALIASES.items():
+        for d in (rest, model):
+            if alias in d:
+                d.setdefault(key, d.pop(alias))
+    for k in MODEL_KEYS:
+        if k in rest:
+            model[k] = rest.pop(k)
+    for k in CAPTURE_KEYS:
+        if k in rest:
+            capture[k] = rest.pop(k)
+    capture.pop("dtype", None)
+    model = {k: _coerce("model", k, v) for k, v in model.items()}
+    capture = {k: _coerce("capture", k, v) for k, v in capture.items()}
+    if model.get("ratio") is None and model.get("depth") and model.get("width"):
+        model["ratio"] = model["depth"] / model["width"]
+    try:
+        json.dumps([model, capture, rest], allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise NilValueError(f"ShardWriter: meta must be JSON-serialisable (finite numbers): {e}") from None
+    return model, capture, rest
+
+
+def new_manifest(layers: Mapping[str, int], dtype: str, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The manifest of a new, empty capture."""
+    from .. import __version__
+
+    model, capture, extra = split_meta(meta)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_by": f"nil {__version__}",
+        "model": {k: model.get(k) for k in MODEL_KEYS} | {k: v for k, v in model.items() if k not in MODEL_KEYS},
+        "capture": {"dtype": dtype}
+        | {k: capture.get(k) for k in CAPTURE_KEYS}
+        | {k: v for k, v in capture.items() if k not in CAPTURE_KEYS},
+        "layers": [{"name": n, "dim": d} for n, d in layers.items()],
+        "shards": [],
+        "extra": extra,
+    }
+
+
+def check_resume(path: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raises ShardError when a writer's arguments disagree with the capture it would resume."""
+    have = [(layer["name"], layer["dim"]) for layer in stored["layers"]]
+    want = [(layer["name"], layer["dim"]) for layer in wanted["layers"]]
+    if have != want:
+        for (hn, hd), (wn, wd) in zip(have, want):
+            if hn != wn or hd != wd:
+                raise ShardError(
+                    f"{path}: cannot resume: layer {wn} (dim {wd}) given, the capture has layer {hn} (dim {hd})"
+                )
+        raise ShardError(f"{path}: cannot resume: layers {[n for n, _ in want]} given, the capture has {[n for n, _ in have]}")
+    if stored["capture"]["dtype"] != wanted["capture"]["dtype"]:
+        raise ShardError(
+            f"{path}: cannot resume: dtype {wanted['capture']['dtype']} given, "
+            f"the capture holds {stored['capture']['dtype']}"
+        )
+    for section in ("model", "capture", "extra"):
+        for k, v in (wanted.get(section) or {}).items():
+            old = (stored.get(section) or {}).get(k)
+            if v is not None and old is not None and old != v:
+                raise ShardError(
+                    f"{path}: cannot resume: meta {section}.{k} = {v!r} given, the capture records {old!r}"
+                )

@@ -1,0 +1,301 @@
+"""``ShardWriter``: streams per-layer gradient rows into a capture directory of safetensors shards.
+
+The caller's thread only checks shapes and enqueues; a background thread converts rows to the shard
+dtype (device-to-host for CUDA tensors), buffers them into shards of about ``shard_bytes`` and
+writes each shard and then the manifest atomically (temporary file, fsync, rename) through the Rust
+core, which also computes each shard's blake3. A killed writer therefore leaves a valid capture
+(the shards listed in its manifest), and opening the same directory again resumes it after
+verifying its last shard.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _core
+from .._dtypes import _BF16
+from ..errors import NilValueError, ShapeError, ShardError
+from ._manifest import check_dtype, check_layers, check_resume, new_manifest
+
+__all__ = ["ShardWriter"]
+
+_NP_DTYPES: dict[str, Any] = {"float16": np.float16, "float32": np.float32, "bfloat16": _BF16}
+_STALE_TMP = re.compile(r"^\.(\d{6}\.safetensors|manifest\.json)\.tmp-\d+$")
+_FLUSH = object()
+
+
+class ShardWriter:
+    """Writes a capture directory: ``manifest.json`` plus ``shards/NNNNNN.safetensors``.
+
+    ``layers`` maps each layer name to its row length; ``dtype`` is the storage type of every
+    shard ("float16", "bfloat16" or "float32"); ``meta`` describes the model and the capture
+    (``family, depth, width, params, budget, ratio`` and ``mode, probes, projection_seed,
+    token_stride``, flat or under ``"model"``/``"capture"``; other keys are kept under ``extra``).
+
+    >>> with ShardWriter("run1", layers={"blocks.0": 512}, meta={"family": "mlp", "depth": 4}) as w:
+    ...     w.write({"blocks.0": rows})            # numpy arrays or torch tensors (CPU or CUDA)
+
+    ``write`` returns as soon as the rows are queued: do not modify numpy arrays or CPU tensors
+    after passing them (CUDA tensors are copied on their device at once). At most ``queue_size``
+    writes wait in the queue, so a slow disk slows the producer instead of filling memory.
+    Opening an existing capture resumes it (its layers, dtype and meta must agree) unless
+    ``resume=False``, which refuses to touch it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        layers: Mapping[str, int],
+        dtype: str = "float16",
+        meta: Mapping[str, Any] | None = None,
+        *,
+        shard_bytes: int = 128 << 20,
+        queue_size: int = 8,
+        resume: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.layers = check_layers(layers)
+        self.dtype = check_dtype(dtype)
+        if _NP_DTYPES[self.dtype] is None:  # pragma: no cover - ml_dtypes is a dependency
+            raise NilValueError("ShardWriter: bfloat16 needs the ml_dtypes package")
+        if int(shard_bytes) <= 0 or int(queue_size) <= 0:
+            raise NilValueError(
+                f"ShardWriter: shard_bytes and queue_size must be positive, found {shard_bytes}, {queue_size}"
+            )
+        self.shard_bytes = int(shard_bytes)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(queue_size))
+        self._error: BaseException | None = None
+        self._closed = False
+        self._buffers: dict[str, list[npt.NDArray[Any]]] = {n: [] for n in self.layers}
+        self._buffered = 0
+        self._lock_fd = -1
+        self.manifest = self._open(new_manifest(self.layers, self.dtype, meta), resume)
+        self._thread = threading.Thread(target=self._run, name=f"nil-shard-writer:{self.path.name}", daemon=True)
+        self._thread.start()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _open(self, wanted: dict[str, Any], resume: bool) -> dict[str, Any]:
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise NilValueError(f"{p}: expected a capture directory, found a file")
+        try:
+            (p / "shards").mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(p / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError as e:
+            raise PermissionError(
+                e.errno, f"{p}: cannot write a capture here (read-only directory?); choose a writable path", str(p)
+            ) from None
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise ShardError(f"{p}: another ShardWriter is writing this capture") from None
+        try:
+            return self._open_locked(wanted, resume)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    def _open_locked(self, wanted: dict[str, Any], resume: bool) -> dict[str, Any]:
+        p = self.path
+        if (p / "manifest.json").exists():
+            if not resume:
+                raise FileExistsError(f"{p}: already holds a capture; pass resume=True to append to it")
+            stored: dict[str, Any] = json.loads(_core.manifest_read(str(p)))
+            check_resume(str(p), stored, wanted)
+            if stored["shards"]:
+                _core.shard_verify(str(p), len(stored["shards"]) - 1)
+            self._remove_stale_temporaries()
+            return stored
+        others = [e.name for e in p.iterdir() if e.name not in ("shards", ".lock")]
+        if others or any(True for _ in (p / "shards").iterdir()):
+            raise FileExistsError(
+                f"{p}: not empty and holds no manifest.json ({sorted(others)[:5]}...); "
+                "refusing to write a capture into it"
+            )
+        _core.manifest_write(str(p), json.dumps(wanted, indent=1))
+        return wanted
+
+    def _remove_stale_temporaries(self) -> None:
+        """Deletes temporary files an interrupted writer left (never a listed shard)."""
+        for d in (self.path, self.path / "shards"):
+            for e in d.iterdir():
+                if _STALE_TMP.match(e.name):
+                    e.unlink(missing_ok=True)
+
+    # -- producer side -----------------------------------------------------------------------
+
+    def write(self, rows: Mapping[str, Any]) -> None:
+        """Queues rows for some or all layers: ``{name: array (n, dim)}``, numpy or torch."""
+        self._raise_if_failed()
+        if self._closed:
+            raise NilValueError(f"{self.path}: ShardWriter is closed")
+        item: dict[str, Any] = {}
+        for name, r in rows.items():
+            dim = self.layers.get(name)
+            if dim is None:
+                raise NilValueError(f"{self.path}: layer {name}: not one of this writer's layers {list(self.layers)}")
+            shape = tuple(r.shape)
+            if len(shape) != 2 or shape[1] != dim:
+                raise ShapeError(f"{self.path}: layer {name}: expected rows of shape (n, {dim}), found {shape}")
+            item[name] = self._snapshot(r)
+        self._put(item)
+
+    def _snapshot(self, r: Any) -> Any:
+        """CUDA tensors: converted and copied on their device now (asynchronously); else as is."""
+        if type(r).__module__.startswith("torch") and getattr(r, "is_cuda", False):
+            import torch
+
+            target = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.dtype]
+            t = r.detach().to(dtype=target, copy=True)
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            event.record()
+            return (t, event)
+        return r
+
+    def flush(self) -> None:
+        """Writes the buffered rows as a shard now and waits until the manifest lists it."""
+        done = threading.Event()
+        self._put((_FLUSH, done))
+        while not done.wait(0.1):
+            if not self._thread.is_alive():
+                break
+        self._raise_if_failed()
+
+    def _put(self, item: Any) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                self._raise_if_failed()
+                if not self._thread.is_alive():
+                    raise ShardError(f"{self.path}: the writer thread has stopped") from None
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            self._closed = True
+            raise err
+
+    def close(self) -> None:
+        """Writes what is buffered, waits for the writer thread and releases the capture."""
+        if self._closed and not self._thread.is_alive():
+            self._raise_if_failed()
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        self._raise_if_failed()
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:
+            pass  # the body's exception is the one to see
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows per layer that the manifest lists so far (written shards only)."""
+        return {n: sum(int(s["rows"][n]) for s in self.manifest["shards"]) for n in self.layers}
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                if self._error is None:
+                    self._guard(self._write_shard)
+                return
+            if self._error is not None:
+                if isinstance(item, tuple) and item and item[0] is _FLUSH:
+                    item[1].set()
+                continue  # drain so the producer never blocks on a dead writer
+            if isinstance(item, tuple) and item and item[0] is _FLUSH:
+                self._guard(self._write_shard)
+                item[1].set()
+                continue
+            self._guard(lambda: self._add(item))
+
+    def _guard(self, fn: Any) -> None:
+        try:
+            fn()
+        except BaseException as e:  # handed to the producer on its next call
+            self._error = e
+
+    def _add(self, item: dict[str, Any]) -> None:
+        for name, r in item.items():
+            arr = self._to_numpy(r)
+            self._buffers[name].append(arr)
+            self._buffered += arr.nbytes
+        if self._buffered >= self.shard_bytes:
+            self._write_shard()
+
+    def _to_numpy(self, r: Any) -> npt.NDArray[Any]:
+        target = _NP_DTYPES[self.dtype]
+        if isinstance(r, tuple):  # a CUDA snapshot: (tensor of the target dtype, event)
+            t, event = r
+            event.synchronize()
+            r = t.cpu()
+        if type(r).__module__.startswith("torch"):
+            import torch
+
+            t = r.detach().cpu()
+            if t.dtype == torch.bfloat16:
+                a = t.view(torch.int16).numpy().view(np.uint16).view(_BF16)
+            else:
+                a = t.numpy()
+        else:
+            a = np.asarray(r)
+        if a.dtype != target:
+            if not (np.issubdtype(a.dtype, np.floating) or a.dtype == _BF16 or np.issubdtype(a.dtype, np.integer)):
+                raise ShapeError(f"{self.path}: rows of dtype {a.dtype} cannot be stored as {self.dtype}")
+            a = a.astype(target)
+        return np.ascontiguousarray(a)
+
+    def _write_shard(self) -> None:
+        if self._buffered == 0 and not any(self._buffers.values()):
+            return
+        index = len(self.manifest["shards"])
+        file = f"shards/{index:06d}.safetensors"
+        tensors = []
+        rows: dict[str, int] = {}
+        for name, dim in self.layers.items():
+            parts = self._buffers[name]
+            arr = np.concatenate(parts) if parts else np.empty((0, dim), _NP_DTYPES[self.dtype])
+            arr = np.ascontiguousarray(arr)
+            rows[name] = int(arr.shape[0])
+            tensors.append((name, self.dtype, int(arr.shape[0]), dim, arr.reshape(-1).view(np.uint8)))
+        nbytes, digest = _core.shard_write(str(self.path / file), tensors, {"index": str(index)})
+        entry = {"file": file, "bytes": nbytes, "rows": rows, "blake3": digest}
+        manifest = dict(self.manifest)
+        manifest["shards"] = [*self.manifest["shards"], entry]
+        _core.manifest_write(str(self.path), json.dumps(manifest, indent=1))
+        self.manifest = manifest
+        self._buffers = {n: [] for n in self.layers}
+        self._buffered = 0

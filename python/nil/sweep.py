@@ -1,0 +1,484 @@
+"""Shape sweeps at a fixed parameter budget (DESIGN §6, METHOD §4): ``nil.sweep(...)``.
+
+For every (budget, depth, seed) the runner solves the width from the closed-form counts, trains
+the shape on the task with data budget D = data_ratio·N, captures its interaction metrics
+(``nil.capture.interaction_report``) on the fixed capture sample, and appends one row to
+``OUT/runs.parquet`` (schema: docs/sweep.md).
+
+Resuming: a run is identified by the hash of its full configuration. Before training, the runner
+writes ``OUT/runs/<run_id>/started.json``; when it finishes, ``result.json`` (the row) and
+``subsets.npz`` (the stored evaluation indices) are written atomically, then the table is rewritten
+atomically with the row appended. Re-running the same command skips every run whose hash is in the
+table, re-appends finished runs whose table write was interrupted, and redoes runs that started
+but never finished. Shapes the budget rule refuses (too much pad, no fitting width) are listed in
+``OUT/sweep.json`` and skipped.
+
+Scheduling: one worker per visible GPU (worker processes, each pinned to one device), one
+in-process worker on the CPU, or Ray tasks with GPU resources (``ray="local"`` or an address).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import NilValueError
+from .runs_table import RUNS_FILE, append_rows, atomic_write_bytes, atomic_write_json, read_runs
+
+if TYPE_CHECKING:  # torch-dependent modules load on first use, so ``import nil`` stays light
+    from .sweep_run import RunSpec
+    from .train import TrainConfig
+
+__all__ = ["sweep", "plan_sweep", "SweepPlan", "summarize", "PRESETS", "resolve_devices", "train_config"]
+
+
+@dataclass
+class SweepPlan:
+    """The runs a sweep consists of, and the shapes the budget rule refused."""
+
+    runs: list[RunSpec]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise NilValueError(f"seeds must be at least 1, found {seeds}")
+        return list(range(seeds))
+    return [int(s) for s in seeds]
+
+
+def plan_sweep(
+    family: str,
+    task: str,
+    budgets: Sequence[int],
+    depths: Sequence[int],
+    seeds: int | Sequence[int] = 3,
+    *,
+    data_ratio: float = 20.0,
+    task_options: Mapping[str, Any] | None = None,
+    model_options: Mapping[str, Any] | None = None,
+    rule: str = "pad",
+    width_options: Mapping[str, Any] | None = None,
+    train: TrainConfig | Mapping[str, Any] | str = "nil",
+    capture: Mapping[str, Any] | None = None,
+    init: str | None = None,
+) -> SweepPlan:
+    """Expands a sweep into its runs, solving each width from the closed-form counts only.
+
+    ``train``: a ``TrainConfig``, a dict of its fields, or a preset name of ``nil.train.PRESETS``."""
+    from .models import BudgetError, solve_width
+    from .sweep_run import RunSpec
+    from .tasks import make_task
+
+    if not budgets or not depths:
+        raise NilValueError("a sweep needs at least one budget and one depth")
+    if data_ratio <= 0:
+        raise NilValueError(f"data_ratio must be positive, found {data_ratio}")
+    t = make_task(task, **dict(task_options or {}))
+    kw = {**t.model_kwargs(family), **dict(model_options or {})}
+    cfg = train_config(train)
+    plan = SweepPlan(runs=[])
+    for budget in budgets:
+        for depth in depths:
+            try:
+                sol = solve_width(family, int(budget), int(depth), rule, **dict(width_options or {}), **kw)  # type: ignore[arg-type]
+            except BudgetError as e:
+                plan.skipped.append({"budget": int(budget), "depth": int(depth), "reason": str(e)})
+                continue
+            for seed in _seed_list(seeds):
+                plan.runs.append(RunSpec(
+                    family=family, task=task, budget=int(budget), depth=int(depth), width=sol.width,
+                    active_params=sol.active_params, pad_params=sol.pad_params, seed=seed,
+                    data_ratio=float(data_ratio), task_options=dict(task_options or {}),
+                    model_options=dict(model_options or {}), train=cfg.to_dict(),
+                    capture=dict(capture) if capture is not None else None, init=init, width_rule=rule,
+                ))
+    return plan
+
+
+def train_config(train: TrainConfig | Mapping[str, Any] | str) -> TrainConfig:
+    """A ``TrainConfig`` from itself, a dict of its fields, or a preset name."""
+    from .train import PRESETS as TRAIN_PRESETS
+    from .train import TrainConfig
+
+    if isinstance(train, TrainConfig):
+        return train
+    if isinstance(train, str):
+        if train not in TRAIN_PRESETS:
+            raise NilValueError(f"unknown training preset {train!r}; expected one of {sorted(TRAIN_PRESETS)}")
+        return TRAIN_PRESETS[train]
+    fields = dict(train)
+    if "betas" in fields:
+        fields["betas"] = tuple(fields["betas"])
+    return TrainConfig(**fields)
+
+
+def resolve_devices(device: str = "auto") -> list[str]:
+    """The devices to run workers on: every visible GPU for ``auto``/``cuda``, else the one given."""
+    import torch
+
+    if device in ("auto", "cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n:
+            return [f"cuda:{i}" for i in range(n)]
+        if device == "cuda":
+            raise NilValueError("device 'cuda' was requested but no CUDA device is visible")
+        return ["cpu"]
+    return [device]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording results
+
+
+class _Recorder:
+    """Writes markers, per-run files and table rows; the only writer of the table."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.table = out / RUNS_FILE
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.out / "runs" / spec.run_id
+
+    def started(self, spec: RunSpec, device: str) -> None:
+        atomic_write_json(self.run_dir(spec) / "started.json", {
+            "config": spec.config(), "config_hash": spec.config_hash(), "device": device,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+
+    def finished(self, spec: RunSpec, row: dict[str, Any], subsets: Mapping[str, np.ndarray]) -> None:
+        d = self.run_dir(spec)
+        buf = _npz_bytes(subsets)
+        atomic_write_bytes(d / "subsets.npz", buf)
+        atomic_write_json(d / "result.json", row)
+        append_rows(self.table, [row])
+
+    def recover(self) -> int:
+        """Appends finished runs whose table write was interrupted; returns how many."""
+        import json
+
+        done = self.done_hashes()
+        rows = []
+        for result in sorted((self.out / "runs").glob("*/result.json")):
+            row = json.loads(result.read_text())
+            if row.get("config_hash") not in done:
+                rows.append(row)
+        append_rows(self.table, rows)
+        return len(rows)
+
+    def done_hashes(self) -> set[str]:
+        table = read_runs(self.table)
+        return set() if table.empty else set(table["config_hash"].astype(str))
+
+
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **dict(arrays))  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+def _execute(spec_dict: dict[str, Any], device: str, progress: Callable[[int, int], None] | None,
+             threads: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Runs one spec (in this process) and returns its row and stored subsets."""
+    import torch
+
+    from .sweep_run import _DATA_CACHE, run_one
+
+    old = torch.get_num_threads()
+    if threads is not None and device == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        row = run_one(spec_dict, device, progress)
+        data = next(iter(_DATA_CACHE.values()))
+        return row, data.stored_indices()
+    finally:
+        torch.set_num_threads(old)
+
+
+_WORKER_DEVICE: str = "cpu"
+_WORKER_EVENTS: Any = None
+
+
+def _init_worker(devices: Any, events: Any) -> None:
+    global _WORKER_DEVICE, _WORKER_EVENTS
+    _WORKER_DEVICE = devices.get()
+    _WORKER_EVENTS = events
+    if _WORKER_DEVICE.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(_WORKER_DEVICE)
+
+
+def _worker_run(spec_dict: dict[str, Any], run_id: str, threads: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    events = _WORKER_EVENTS
+
+    def progress(step: int, total: int) -> None:
+        if events is not None:
+            events.put(("step", run_id, step, total))
+
+    if events is not None:
+        events.put(("start", run_id, _WORKER_DEVICE, 0))
+    return _execute(spec_dict, _WORKER_DEVICE, progress, threads)
+
+
+class _Progress:
+    """Overall and per-run progress bars (rich), or nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled and total > 0
+        self.bars: dict[str, Any] = {}
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self.overall = self.p.add_task("sweep: runs", total=total)
+            self.p.start()
+
+    def start(self, run_id: str, label: str) -> None:
+        if self.enabled and run_id not in self.bars:
+            self.bars[run_id] = self.p.add_task(f"  {label}", total=None)
+
+    def step(self, run_id: str, step: int, total: int) -> None:
+        if self.enabled and run_id in self.bars:
+            self.p.update(self.bars[run_id], completed=step, total=total)
+
+    def finish(self, run_id: str) -> None:
+        if self.enabled:
+            if run_id in self.bars:
+                self.p.remove_task(self.bars.pop(run_id))
+            self.p.advance(self.overall)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.p.stop()
+
+
+def _label(spec: RunSpec, device: str) -> str:
+    return f"N={spec.budget:,} depth {spec.depth} width {spec.width} seed {spec.seed} [{device}]"
+
+
+def _run_local(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+    for spec in todo:
+        rec.started(spec, device)
+        bars.start(spec.run_id, _label(spec, device))
+        def step(s: int, t: int, run_id: str = spec.run_id) -> None:
+            bars.step(run_id, s, t)
+
+        row, subsets = _execute(spec.config(), device, step, threads)
+        rec.finished(spec, row, subsets)
+        bars.finish(spec.run_id)
+
+
+def _run_pool(todo: list[RunSpec], devices: list[str], rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    device_q, events = manager.Queue(), manager.Queue()
+    for d in devices:
+        device_q.put(d)
+    by_id = {s.run_id: s for s in todo}
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set():
+            try:
+                kind, run_id, a, b = events.get(timeout=0.2)
+            except (queue.Empty, EOFError, OSError):
+                continue
+            if kind == "start":
+                rec.started(by_id[run_id], str(a))
+                bars.start(run_id, _label(by_id[run_id], str(a)))
+            else:
+                bars.step(run_id, int(a), int(b))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker, initargs=(device_q, events)) as pool:
+            pending = {pool.submit(_worker_run, s.config(), s.run_id, threads): s for s in todo}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    spec = pending.pop(fut)
+                    row, subsets = fut.result()
+                    rec.finished(spec, row, subsets)
+                    bars.finish(spec.run_id)
+    finally:
+        stop.set()
+        thread.join()
+        manager.shutdown()
+
+
+def _ray_task(spec_dict: dict[str, Any], use_gpu: bool, threads: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    return _execute(spec_dict, "cuda:0" if use_gpu else "cpu", None, threads)
+
+
+def _run_ray(todo: list[RunSpec], address: str, rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise NilValueError("--ray needs the ray package: pip install 'ray[default]'") from None
+
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}}
+    started_here = not ray.is_initialized()
+    local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
+    ray.init(address=None if address == "local" else address, runtime_env=env, ignore_reinit_error=True,
+             log_to_driver=False, **local)
+    try:
+        _submit_ray(ray, todo, address, rec, bars, threads)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _submit_ray(ray: Any, todo: list[RunSpec], address: str, rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+    import torch
+
+    use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and (address != "local" or torch.cuda.is_available())
+    remote = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=1)(_ray_task)
+    refs = {}
+    for spec in todo:
+        rec.started(spec, "ray")
+        bars.start(spec.run_id, _label(spec, "ray"))
+        refs[remote.remote(spec.config(), use_gpu, threads)] = spec
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1)
+        for ref in done:
+            spec = refs.pop(ref)
+            row, subsets = ray.get(ref)
+            rec.finished(spec, row, subsets)
+            bars.finish(spec.run_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry point
+
+
+def sweep(
+    family: str,
+    task: str,
+    budgets: Sequence[int],
+    depths: Sequence[int],
+    seeds: int | Sequence[int] = 3,
+    *,
+    out: str | os.PathLike[str],
+    data_ratio: float = 20.0,
+    task_options: Mapping[str, Any] | None = None,
+    model_options: Mapping[str, Any] | None = None,
+    rule: str = "pad",
+    width_options: Mapping[str, Any] | None = None,
+    train: TrainConfig | Mapping[str, Any] | str = "nil",
+    capture: bool | Mapping[str, Any] = True,
+    init: str | None = None,
+    device: str = "auto",
+    ray: str | None = None,
+    threads: int | None = 1,
+    progress: bool = True,
+) -> Any:
+    """Runs (or resumes) a shape sweep and returns the full runs table as a pandas DataFrame.
+
+    ``capture``: True for ``interaction_report``'s defaults, a dict of its keyword arguments
+    (plus ``batch_size``), or False. ``threads``: torch threads of a CPU worker (1 suits small
+    models and shared machines). See the module docstring for resuming and scheduling."""
+    cap = None if capture is False else ({} if capture is True else dict(capture))
+    plan = plan_sweep(family, task, budgets, depths, seeds, data_ratio=data_ratio, task_options=task_options,
+                      model_options=model_options, rule=rule, width_options=width_options, train=train,
+                      capture=cap, init=init)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec = _Recorder(out_dir)
+    recovered = rec.recover()
+    done = rec.done_hashes()
+    todo = [s for s in plan.runs if s.config_hash() not in done]
+    atomic_write_json(out_dir / "sweep.json", {
+        "family": family, "task": task, "budgets": list(budgets), "depths": list(depths),
+        "seeds": _seed_list(seeds), "data_ratio": data_ratio, "task_options": dict(task_options or {}),
+        "model_options": dict(model_options or {}), "rule": rule, "width_options": dict(width_options or {}),
+        "capture": cap, "runs": len(plan.runs), "already_done": len(plan.runs) - len(todo),
+        "recovered_rows": recovered, "skipped_shapes": plan.skipped,
+    })
+    bars = _Progress(progress, len(todo))
+    try:
+        if not todo:
+            pass
+        elif ray is not None:
+            _run_ray(todo, ray, rec, bars, threads)
+        else:
+            devices = resolve_devices(device)
+            if len(devices) == 1 or len(todo) <= 1:
+                _run_local(todo, devices[0], rec, bars, threads)
+            else:
+                _run_pool(todo, devices, rec, bars, threads)
+    finally:
+        bars.close()
+    return read_runs(rec.table)
+
+
+def summarize(table: Any, metrics: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Per (budget, depth): width, R_D/W, seeds, mean and standard error of the test loss (and the
+    mean of each metric column present), with ``best`` marking the lowest mean test loss of each
+    budget."""
+    if table is None or len(table) == 0:
+        return []
+    rows = []
+    for (budget, depth), g in table.groupby(["budget", "depth"], sort=True):
+        loss = g["test_loss"].astype(float)
+        n = int(loss.notna().sum())
+        r: dict[str, Any] = {
+            "budget": int(budget), "depth": int(depth), "width": int(g["width"].iloc[0]),
+            "ratio": float(g["ratio"].iloc[0]), "seeds": n, "test_loss": float(loss.mean()),
+            "test_loss_se": float(loss.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+            "val_loss": float(g["val_loss"].astype(float).mean()),
+        }
+        for m in metrics:
+            if m in g:
+                r[m] = float(g[m].astype(float).mean())
+        rows.append(r)
+    for budget in {r["budget"] for r in rows}:
+        group = [r for r in rows if r["budget"] == budget and math.isfinite(r["test_loss"])]
+        best = min(group, key=lambda r: r["test_loss"]) if group else None
+        for r in rows:
+            if r["budget"] == budget:
+                r["best"] = r is best
+    return rows
+
+
+# A small CPU sweep that shows the whole pipeline on a laptop in a few minutes (``nil sweep
+# --preset demo``): teacher–student MLP, 2 budgets × 6 depths × 2 seeds, with capture.
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "family": "mlp",
+        "task": "ts-mlp",
+        "budgets": [20_000, 60_000],
+        "depths": [2, 3, 4, 5, 6, 8],
+        "seeds": 2,
+        "data_ratio": 20.0,
+        "task_options": {"in_dim": 32, "out_dim": 16, "teacher_width": 128, "n_val": 1000, "n_test": 2000,
+                         "val_subset": 512, "capture_subset": 256},
+        "width_options": {"multiple": 4, "min_width": 8},
+        "train": {"lr": 3e-3, "weight_decay": 0.01, "batch_size": 128, "warmup_steps": 50, "step_factor": 1.5,
+                  "eval_every": 50, "no_decay_norm_emb": True},
+        "capture": {"project": 16, "probes": 8},
+        "device": "cpu",
+    },
+}

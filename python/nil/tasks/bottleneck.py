@@ -1,0 +1,114 @@
+"""The bottleneck double-descent toy (METHOD §3.5, §6.1) with nil's fixes (fix 24).
+
+x ∈ R^1000 with each coordinate non-zero with probability 0.01, non-zeros U[0, 1), rows
+L2-normalised (zero rows stay zero). Model ŷ = ReLU(x·W1ᵀW1 + b), W1 ∈ R^{2×1000} Xavier normal,
+b = 0; loss = mean over samples of Σ_dims (x − |ŷ|)². The swept variable is the data size, not the
+shape: the training set holds ``data_size`` points (seeded 12345 + data_size), and — unlike the
+reference — ONE test set of 5,000 points (seed 54321) serves every size. The reference's AGOP is the
+closed form E[J Jᵀ] = (G G) ⊙ C with G = W1ᵀW1 and co-activation C_ij = E[m_i m_j]
+(``output_agop``); the NFA object E[JᵀJ] = G·diag(p)·G is ``input_agop``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._data import TaskData, TensorSplit, generator
+from ._task import Task
+
+__all__ = ["Bottleneck", "BottleneckModel", "sparse_points", "output_agop", "input_agop"]
+
+
+def sparse_points(n: int, dim: int, density: float, g: torch.Generator) -> torch.Tensor:
+    """``n`` sparse non-negative unit vectors (zero rows stay zero)."""
+    mask = torch.rand(n, dim, generator=g) < density
+    x = torch.rand(n, dim, generator=g) * mask
+    norm = x.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, x / norm.clamp_min(1e-30), x)
+
+
+class BottleneckModel(nn.Module):
+    """ŷ = ReLU(x·W1ᵀW1 + b) with a tied decoder."""
+
+    def __init__(self, dim: int = 1000, hidden: int = 2, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        std = math.sqrt(2.0 / (dim + hidden))  # Xavier normal
+        self.W1 = nn.Parameter(torch.randn(hidden, dim, generator=generator) * std)
+        self.b = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.W1.T @ self.W1 + self.b)
+
+
+@torch.no_grad()
+def _masks(model: BottleneckModel, x: torch.Tensor) -> torch.Tensor:
+    return (x.double() @ (model.W1.T @ model.W1).double() + model.b.double() > 0).double()
+
+
+@torch.no_grad()
+def output_agop(model: BottleneckModel, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """E_x[J Jᵀ] = (G G) ⊙ C in float64 (the reference's "AGOP", METHOD §3.5)."""
+    G = (model.W1.T @ model.W1).double()
+    C = torch.zeros_like(G)
+    for i in range(0, len(x), chunk):
+        m = _masks(model, x[i : i + chunk])
+        C += m.T @ m
+    return (G @ G) * (C / len(x))
+
+
+@torch.no_grad()
+def input_agop(model: BottleneckModel, x: torch.Tensor) -> torch.Tensor:
+    """E_x[JᵀJ] = G·diag(p)·G, p_i = E[m_i], in float64 (the NFA object)."""
+    G = (model.W1.T @ model.W1).double()
+    p = _masks(model, x).mean(0)
+    return G @ (p[:, None] * G)
+
+
+@dataclass
+class Bottleneck(Task):
+    """Reconstruction of sparse unit vectors through a width-``hidden`` bottleneck."""
+
+    data_size: int = 1000
+    dim: int = 1000
+    hidden: int = 2
+    density: float = 0.01
+    n_test: int = 5000
+    n_val: int = 1000
+
+    name = "bottleneck"
+    families = ("bottleneck",)
+
+    @property
+    def units_per_sample(self) -> int:
+        return 1
+
+    def model_kwargs(self, family: str) -> dict[str, Any]:
+        self.check_family(family)
+        return {"dim": self.dim, "hidden": self.hidden}
+
+    def build_model(self, seed: int) -> BottleneckModel:
+        """The model with W1 drawn from a generator seeded ``seed``."""
+        return BottleneckModel(self.dim, self.hidden, torch.Generator().manual_seed(seed))
+
+    def make(self, n_train_samples: int = 0, device: torch.device | str = "cpu") -> TaskData:
+        """The data of ``data_size`` points; ``n_train_samples`` is ignored (the size is swept)."""
+        xtr = sparse_points(self.data_size, self.dim, self.density, torch.Generator().manual_seed(12345 + self.data_size))
+        xte = sparse_points(self.n_test, self.dim, self.density, torch.Generator().manual_seed(54321))
+        xva = sparse_points(self.n_val, self.dim, self.density, generator(54321, 2))
+        data = TaskData(
+            train=TensorSplit(xtr, xtr),
+            val=TensorSplit(xva, xva),
+            test=TensorSplit(xte, xte),
+            loss="recon",
+            n_train_samples=self.data_size,
+            units_per_sample=1,
+            val_idx=torch.arange(self.n_val),
+            train_eval_idx=torch.arange(self.data_size),
+            capture_idx=torch.arange(self.n_test),
+        )
+        return data.to(device)

@@ -1,0 +1,256 @@
+//! Bindings of nil-core's gradient shards: write a shard or manifest, verify, reduce, partial files
+//! and their merge. Glue only: arguments in, core call with the interpreter released, dicts out.
+
+use crate::errors::to_py;
+use crate::pool::with_pool;
+use crate::PyAgop;
+use nil_core::fsutil::atomic_write;
+use nil_core::gram::Precision;
+use nil_core::shards::{self, manifest::Manifest, shard_file::ShardTensor, Partial};
+use nil_core::{NilError, NonFinitePolicy, RowDType};
+use numpy::PyReadonlyArray1;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+fn policy(skip: bool) -> NonFinitePolicy {
+    if skip {
+        NonFinitePolicy::Skip
+    } else {
+        NonFinitePolicy::Raise
+    }
+}
+
+fn precision(fast: bool) -> Precision {
+    if fast {
+        Precision::Fast
+    } else {
+        Precision::Exact
+    }
+}
+
+type Accs = Vec<(String, PyAgop)>;
+
+fn wrap(layers: Vec<(String, nil_core::AgopAccumulator)>) -> Accs {
+    layers
+        .into_iter()
+        .map(|(n, a)| (n, PyAgop { inner: a }))
+        .collect()
+}
+
+/// Writes one shard atomically from (layer, dtype, rows, dim, uint8 bytes) and returns
+/// (file size, blake3 hex).
+#[pyfunction]
+fn shard_write(
+    py: Python<'_>,
+    path: PathBuf,
+    tensors: Vec<(String, String, usize, usize, PyReadonlyArray1<'_, u8>)>,
+    metadata: HashMap<String, String>,
+) -> PyResult<(u64, String)> {
+    let mut parts = Vec::with_capacity(tensors.len());
+    for (name, dtype, rows, dim, arr) in &tensors {
+        let kind = RowDType::parse(dtype).ok_or_else(|| {
+            to_py(NilError::DType {
+                context: format!("{}: layer {name}", path.display()),
+                expected: "float16, bfloat16 or float32".into(),
+                found: dtype.clone(),
+            })
+        })?;
+        parts.push((name.as_str(), kind, *rows, *dim, arr.as_slice()?));
+    }
+    py.detach(|| {
+        let ts: Vec<ShardTensor<'_>> = parts
+            .iter()
+            .map(|(name, dtype, rows, dim, bytes)| ShardTensor {
+                name,
+                dtype: *dtype,
+                rows: *rows,
+                dim: *dim,
+                bytes,
+            })
+            .collect();
+        shards::write_shard(&path, &ts, &metadata)
+    })
+    .map_err(to_py)
+}
+
+/// Validates manifest JSON text and replaces `dir/manifest.json` with it atomically.
+#[pyfunction]
+fn manifest_write(py: Python<'_>, dir: PathBuf, text: String) -> PyResult<()> {
+    py.detach(|| {
+        let path = Manifest::path(&dir);
+        Manifest::parse(&path, text.as_bytes())?;
+        atomic_write(&path, text.as_bytes())
+    })
+    .map_err(to_py)
+}
+
+/// Reads and validates `dir/manifest.json`; returns its text.
+#[pyfunction]
+fn manifest_read(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
+    py.detach(|| {
+        let path = Manifest::path(&dir);
+        let bytes = std::fs::read(&path).map_err(|e| NilError::io(&path, e))?;
+        Manifest::parse(&path, &bytes)?;
+        String::from_utf8(bytes).map_err(|e| NilError::format(&path, e.to_string()))
+    })
+    .map_err(to_py)
+}
+
+/// Checks shard `index` (size, blake3, header, layers) against the manifest; raises on the first problem.
+#[pyfunction]
+fn shard_verify(py: Python<'_>, dir: PathBuf, index: usize) -> PyResult<()> {
+    py.detach(|| {
+        let m = Manifest::read(&dir)?;
+        shards::verify::verify_shard(&dir, &m, index)
+    })
+    .map_err(to_py)
+}
+
+/// blake3 hex digest of a file.
+#[pyfunction]
+fn file_blake3(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| shards::file_blake3(&path)).map_err(to_py)
+}
+
+/// Every problem of a capture, as a dict (problems, notes, shards, bytes, rows).
+#[pyfunction]
+fn verify_capture<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let r = py.detach(|| with_pool(|| shards::verify_capture(&dir)));
+    let d = PyDict::new(py);
+    let problems = PyList::empty(py);
+    for p in &r.problems {
+        let e = PyDict::new(py);
+        e.set_item("file", &p.file)?;
+        e.set_item("layer", &p.layer)?;
+        e.set_item("kind", &p.kind)?;
+        e.set_item("message", &p.message)?;
+        problems.append(e)?;
+    }
+    d.set_item("problems", problems)?;
+    d.set_item("notes", &r.notes)?;
+    d.set_item("shards", r.shards)?;
+    d.set_item("bytes", r.bytes)?;
+    d.set_item("rows", &r.rows)?;
+    Ok(d)
+}
+
+/// Reduces a capture into per-layer accumulators; returns (accumulators, shard digests).
+/// `progress(nbytes)` is called from worker threads and stops the work when it returns False.
+#[pyfunction]
+#[pyo3(signature = (dir, layers=None, skip_nonfinite=false, fast=true, progress=None, shards=None))]
+fn reduce_capture(
+    py: Python<'_>,
+    dir: PathBuf,
+    layers: Option<Vec<String>>,
+    skip_nonfinite: bool,
+    fast: bool,
+    progress: Option<Py<PyAny>>,
+    shards: Option<(usize, usize)>,
+) -> PyResult<(Accs, Vec<String>)> {
+    let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
+    let report = |n: u64| -> bool {
+        let Some(cb) = progress.as_ref() else {
+            return true;
+        };
+        Python::attach(|py| match cb.call1(py, (n,)) {
+            Ok(v) => v.is_truthy(py).unwrap_or(true),
+            Err(e) => {
+                *callback_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                false
+            }
+        })
+    };
+    let result = py.detach(|| {
+        with_pool(|| {
+            shards::reduce_capture_shards(
+                &dir,
+                layers.as_deref(),
+                policy(skip_nonfinite),
+                precision(fast),
+                &report,
+                shards.map(|(lo, hi)| lo..hi),
+            )
+        })
+    });
+    if let Some(e) = callback_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        return Err(e);
+    }
+    let r = result.map_err(to_py)?;
+    Ok((wrap(r.layers), r.sources))
+}
+
+/// Writes accumulators and the shard digests they count to a partial file atomically.
+#[pyfunction]
+fn partial_write(
+    py: Python<'_>,
+    path: PathBuf,
+    entries: Vec<(String, PyRef<'_, PyAgop>)>,
+    sources: Vec<String>,
+    metadata: HashMap<String, String>,
+) -> PyResult<()> {
+    let p = Partial {
+        layers: entries
+            .iter()
+            .map(|(n, a)| (n.clone(), a.inner.clone()))
+            .collect(),
+        sources,
+    };
+    py.detach(|| shards::write_partial(&path, &p, &metadata))
+        .map_err(to_py)
+}
+
+/// Reads a partial file: (accumulators, shard digests).
+#[pyfunction]
+fn partial_read(py: Python<'_>, path: PathBuf) -> PyResult<(Accs, Vec<String>)> {
+    let p = py.detach(|| shards::read_partial(&path)).map_err(to_py)?;
+    Ok((wrap(p.layers), p.sources))
+}
+
+/// Merges capture directories and partial files exactly; returns (accumulators, shard digests).
+#[pyfunction]
+#[pyo3(signature = (inputs, skip_nonfinite=false, fast=true))]
+fn partial_merge(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    skip_nonfinite: bool,
+    fast: bool,
+) -> PyResult<(Accs, Vec<String>)> {
+    let merged = py
+        .detach(|| {
+            with_pool(|| {
+                let parts = inputs
+                    .iter()
+                    .map(|p| {
+                        Ok((
+                            p.clone(),
+                            shards::load_partial(p, policy(skip_nonfinite), precision(fast))?,
+                        ))
+                    })
+                    .collect::<nil_core::Result<Vec<_>>>()?;
+                shards::merge_partials(&parts)
+            })
+        })
+        .map_err(to_py)?;
+    Ok((wrap(merged.layers), merged.sources))
+}
+
+/// Adds the shard functions to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(shard_write, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest_write, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest_read, m)?)?;
+    m.add_function(wrap_pyfunction!(shard_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(file_blake3, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(partial_write, m)?)?;
+    m.add_function(wrap_pyfunction!(partial_read, m)?)?;
+    m.add_function(wrap_pyfunction!(partial_merge, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,404 @@
+"""nil.fit_interval and ``nil interval`` against numpy/scipy references, simulated sweeps with a
+known optimum, degenerate tables, every input container, and the CLI on a reference-format CSV."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nil
+from nil import _core
+from nil.errors import NilValueError
+
+FAST = dict(bootstrap=0, permutations=0)
+
+
+# ---------------------------------------------------------------- references written with numpy
+
+
+def reference_budget(ratios: np.ndarray, losses: list[np.ndarray], eps: float, floor: float = 0.5) -> dict:
+    """The per-budget definitions of docs/interval.md, written plainly with numpy."""
+    means = np.array([l.mean() for l in losses])
+    counts = np.array([len(l) for l in losses])
+    var = np.array([l.var(ddof=1) if len(l) > 1 else np.nan for l in losses])
+    am = int(np.argmin(means))
+    thr = (1 + eps) * means[am]
+    inside = np.flatnonzero(means <= thr)
+    lo = hi = am
+    while lo > 0 and means[lo - 1] <= thr:
+        lo -= 1
+    while hi + 1 < len(means) and means[hi + 1] <= thr:
+        hi += 1
+    se = np.sqrt(var / counts)
+    rep = se[counts >= 2]
+    if rep.size and np.median(rep) > 0:
+        ref = np.median(rep)
+        se_w = np.where(counts >= 2, np.maximum(np.nan_to_num(se, nan=ref), floor * ref), ref)
+        w = 1 / se_w**2
+    else:
+        w = np.ones_like(means)
+    u = np.log(ratios)
+    c2, c1, c0 = np.polyfit(u, means, 2, w=np.sqrt(w))
+    return dict(means=means, argmin=ratios[am], span=(ratios[inside[0]], ratios[inside[-1]]),
+                contiguous=(ratios[lo], ratios[hi]), coef=(c0, c1, c2), u=u)
+
+
+def linear_r2(y: np.ndarray, yhat: np.ndarray) -> float:
+    return 1 - ((y - yhat) ** 2).sum() / (((y - y.mean()) ** 2).sum() + 1e-12)
+
+
+def simulate(seed: int = 0, budgets=(3e5, 1e6, 3e6, 1e7), depths=(1, 2, 3, 4, 6, 8, 12, 16, 24), seeds: int = 3,
+             noise: float = 0.004, r_star: float = 0.02) -> dict[str, np.ndarray]:
+    """Runs from L(N, R) = 1.5 + 30·N^-0.25 + 0.05·(ln R − ln R*)² with Gaussian seed noise."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, list[float]] = {k: [] for k in ("budget", "depth", "width", "ratio", "seed", "test_loss", "aofe_ratio")}
+    for n in budgets:
+        for d in depths:
+            w = max(8, int(round(math.sqrt(n / (12 * d)))))
+            for s in range(seeds):
+                r = d / w
+                loss = 1.5 + 30 * n**-0.25 + 0.05 * (math.log(r) - math.log(r_star)) ** 2 + noise * rng.standard_normal()
+                for k, v in zip(cols, (n, d, w, r, s, loss, 0.2 + 0.01 * math.log(r) ** 2 + 0.001 * rng.standard_normal())):
+                    cols[k].append(v)
+    return {k: np.asarray(v, dtype=float) for k, v in cols.items()}
+
+
+# ---------------------------------------------------------------- correlations
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-5, 5), st.sampled_from([0.1, 1e-300, 3.7]) | st.floats(-10, 10, allow_nan=False)),
+                min_size=3, max_size=25))
+def test_correlations_match_scipy(pairs):
+    x = np.array([p[0] for p in pairs], dtype=float)
+    y = np.array([p[1] for p in pairs], dtype=float)
+    c = _core.correlation(x, y, 0, 0)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        assert c["pearson"] is None and c["spearman"] is None  # NaN, never a silent 0
+        return
+    assert c["pearson"] == pytest.approx(scipy.stats.pearsonr(x, y)[0], abs=1e-10)
+    assert c["spearman"] == pytest.approx(scipy.stats.spearmanr(x, y)[0], abs=1e-10)
+
+
+def test_permutation_p_values_match_exact_enumeration():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    y = np.array([1.2, 1.9, 3.5, 3.1, 5.2, 4.0])
+    r0 = scipy.stats.pearsonr(x, y)[0]
+    rho0 = scipy.stats.spearmanr(x, y)[0]
+    perms = [np.array(p) for p in itertools.permutations(range(6))]
+    exact_p = np.mean([abs(scipy.stats.pearsonr(x, y[p])[0]) >= abs(r0) - 1e-12 for p in perms])
+    exact_s = np.mean([abs(scipy.stats.spearmanr(x, y[p])[0]) >= abs(rho0) - 1e-12 for p in perms])
+    c = _core.correlation(x, y, 20_000, 5)
+    assert c["pearson_p"] == pytest.approx(exact_p, abs=0.01)
+    assert c["spearman_p"] == pytest.approx(exact_s, abs=0.01)
+    assert c == _core.correlation(x, y, 20_000, 5)
+    assert c != _core.correlation(x, y, 20_000, 6)
+
+
+# ---------------------------------------------------------------- per-budget statistics
+
+
+@st.composite
+def random_table(draw):
+    n_budgets = draw(st.integers(1, 3))
+    rows = []
+    for b in range(n_budgets):
+        n_shapes = draw(st.integers(3, 9))
+        ratios = sorted(draw(st.lists(st.floats(1e-3, 1.0), min_size=n_shapes, max_size=n_shapes, unique=True)))
+        if min(np.diff(np.log(ratios)), default=1) < 1e-3:
+            ratios = list(np.geomspace(1e-3, 1.0, n_shapes))
+        for r in ratios:
+            for _ in range(draw(st.integers(1, 3))):
+                rows.append((1e6 * (b + 1), r, draw(st.floats(1.0, 3.0))))
+    return rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(random_table(), st.sampled_from([0.0, 0.02, 0.1]))
+def test_per_budget_statistics_match_numpy(rows, eps):
+    table = {"budget": [r[0] for r in rows], "ratio": [r[1] for r in rows], "test_loss": [r[2] for r in rows]}
+    fit = nil.fit_interval(table, eps=eps, outlier_threshold=math.inf, metrics=[], **FAST)
+    for b in fit.budgets:
+        sel = [r for r in rows if r[0] == b.budget]
+        ratios = np.array(sorted({r[1] for r in sel}))
+        losses = [np.array([r[2] for r in sel if r[1] == q]) for q in ratios]
+        ref = reference_budget(ratios, losses, eps)
+        np.testing.assert_allclose(b.ratios, ratios)
+        np.testing.assert_allclose(b.mean_loss, ref["means"], rtol=1e-12)
+        assert b.argmin_ratio == ref["argmin"]
+        assert (b.span_lo, b.span_hi) == ref["span"]
+        assert (b.contiguous_lo, b.contiguous_hi) == ref["contiguous"]
+        c0, c1, c2 = ref["coef"]
+        s = b.smooth
+        np.testing.assert_allclose(s.coef, ref["coef"], rtol=1e-6, atol=1e-7 * (1 + abs(c0)))
+        u = ref["u"]
+        curv = c2 * (u[-1] - u[0]) ** 2 / max(abs(ref["means"]).max(), 1e-300)
+        if curv > 1e-6 and u[0] <= -c1 / (2 * c2) <= u[-1]:
+            assert s.vertex == "interior"
+            us = -c1 / (2 * c2)
+            assert s.ratio_star == pytest.approx(math.exp(us), rel=1e-6)
+            half = math.sqrt(eps * abs(c0 + c1 * us + c2 * us * us) / c2)
+            assert s.band_lo == pytest.approx(math.exp(max(us - half, u[0])), rel=1e-5)
+            assert s.band_hi == pytest.approx(math.exp(min(us + half, u[-1])), rel=1e-5)
+        elif abs(curv) > 1e-6:
+            assert s.vertex != "interior" and math.isnan(s.ratio_star)
+
+
+def test_cross_budget_statistics_match_numpy():
+    runs = simulate(seed=3, noise=0.01)
+    fit = nil.fit_interval(runs, metrics=["aofe_ratio"], frontier_x=["aofe_ratio"], **FAST)
+    spans = np.array([(b.span_lo, b.span_hi) for b in fit.budgets])
+    assert (fit.interval.lo, fit.interval.hi) == (spans[:, 0].max(), spans[:, 1].min())
+    smooth = np.array([(b.smooth.band_lo, b.smooth.band_hi) for b in fit.budgets])
+    assert fit.smooth_interval.lo == pytest.approx(smooth[:, 0].max())
+    assert fit.smooth_interval.hi == pytest.approx(smooth[:, 1].min())
+    n = np.array([b.budget for b in fit.budgets])
+    star = np.array([b.smooth.ratio_star for b in fit.budgets])
+    lr = scipy.stats.linregress(np.log(n), np.log(star))
+    assert fit.stability.slope == pytest.approx(lr.slope, rel=1e-9, abs=1e-12)
+    assert fit.stability.slope_se == pytest.approx(lr.stderr, rel=1e-9)
+    best = np.array([b.argmin_loss for b in fit.budgets])
+    bb, la = np.polyfit(np.log(n), np.log(best), 1)
+    f = fit.frontier["budget"]
+    assert (f.a, f.b) == (pytest.approx(math.exp(la), rel=1e-9), pytest.approx(bb, rel=1e-9))
+    assert f.r2 == pytest.approx(linear_r2(best, math.exp(la) * n**bb), rel=1e-9)
+    # metric frontier: x = the argmin shape's seed-mean metric
+    xs = []
+    for b in fit.budgets:
+        sel = (runs["budget"] == b.budget) & (runs["ratio"] == b.argmin_ratio)
+        xs.append(runs["aofe_ratio"][sel].mean())
+    bm, lm = np.polyfit(np.log(xs), np.log(best), 1)
+    assert fit.frontier["aofe_ratio"].b == pytest.approx(bm, rel=1e-9)
+    # correlations per budget over seed means
+    c = fit.correlations[0]
+    sel = runs["budget"] == c.budget
+    rs = np.unique(runs["ratio"][sel])
+    mx = [runs["aofe_ratio"][sel & (runs["ratio"] == r)].mean() for r in rs]
+    my = [runs["test_loss"][sel & (runs["ratio"] == r)].mean() for r in rs]
+    assert c.pearson == pytest.approx(scipy.stats.pearsonr(mx, my)[0], abs=1e-12)
+    assert c.spearman == pytest.approx(scipy.stats.spearmanr(mx, my)[0], abs=1e-12)
+
+
+# ---------------------------------------------------------------- simulated sweeps
+
+
+def test_simulated_sweep_recovers_optimum_within_bootstrap_ci():
+    runs = simulate(seed=1)
+    fit = nil.fit_interval(runs, bootstrap=2000, seed=4, metrics=[])
+    covered = 0
+    for b in fit.budgets:
+        assert b.smooth.vertex == "interior"
+        covered += b.ratio_star_ci.lo <= 0.02 <= b.ratio_star_ci.hi
+        assert b.band_lo_ci.lo <= b.smooth.band_lo <= b.band_lo_ci.hi
+        assert 0 <= b.argmin_repeat <= 1 and b.boundary_fraction < 0.05
+    # 95% intervals: 3 of 4 budgets cover R* = 0.02 (empirical coverage is 0.95 over 100 budgets;
+    # docs/interval.md), and every estimate is within 5% of it
+    assert covered >= 3
+    assert all(abs(b.smooth.ratio_star / 0.02 - 1) < 0.05 for b in fit.budgets)
+    # the true ε-band of ℓ = L(N, R): ln R* ± √(ε ℓ(R*) / 0.05) per budget, intersected
+    true_lo = max(0.02 * math.exp(-math.sqrt(0.02 * (1.5 + 30 * n**-0.25) / 0.05)) for n in (3e5, 1e6, 3e6, 1e7))
+    true_hi = min(0.02 * math.exp(math.sqrt(0.02 * (1.5 + 30 * n**-0.25) / 0.05)) for n in (3e5, 1e6, 3e6, 1e7))
+    si = fit.smooth_interval
+    assert si.lo_ci.lo <= true_lo <= si.lo_ci.hi and si.hi_ci.lo <= true_hi <= si.hi_ci.hi, si
+    assert fit.stability.slope_ci.lo <= 0 <= fit.stability.slope_ci.hi
+    j = fit.joint
+    assert j.note is None and j.converged
+    assert j.ratio_star == pytest.approx(0.02, rel=0.05)
+    assert j.beta == pytest.approx(0.25, abs=0.05)
+    assert j.b == pytest.approx(0.05, rel=0.1)
+
+
+def test_bootstrap_is_seeded_and_thread_count_independent(tmp_path):
+    runs = simulate(seed=2, budgets=(1e6, 2e6), depths=(1, 2, 4, 8, 16))
+    a = nil.fit_interval(runs, bootstrap=300, seed=7, permutations=100).to_dict()
+    b = nil.fit_interval(runs, bootstrap=300, seed=7, permutations=100).to_dict()
+    c = nil.fit_interval(runs, bootstrap=300, seed=8, permutations=100).to_dict()
+    assert json.dumps(a, default=str) == json.dumps(b, default=str)
+    assert a["budgets"][0]["ratio_star_ci"] != c["budgets"][0]["ratio_star_ci"]
+    path = tmp_path / "runs.csv"
+    _write_csv(path, runs)
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "NIL_NUM_THREADS": threads,
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
+        p = subprocess.run([sys.executable, "-m", "nil", "interval", str(path), "--bootstrap", "300", "--json"],
+                           capture_output=True, text=True, env=env, check=True)
+        outs.append(json.loads(p.stdout))
+    assert outs[0] == outs[1]
+
+
+def test_one_outlier_shape_is_dropped():
+    runs = simulate(seed=5, budgets=(1e6,), seeds=1, noise=0.001)
+    k = int(np.flatnonzero(runs["depth"] == 3)[0])
+    runs["test_loss"][k] += 0.3
+    fit = nil.fit_interval(runs, **FAST)
+    b = fit.budgets[0]
+    assert b.smooth.outlier_ratio == pytest.approx(runs["ratio"][k])
+    assert b.smooth.ratio_star == pytest.approx(0.02, rel=0.1)
+    plain = nil.fit_interval(runs, outlier_threshold=math.inf, **FAST).budgets[0]
+    assert plain.smooth.outlier_ratio is None
+    assert abs(math.log(plain.smooth.ratio_star / 0.02)) > abs(math.log(b.smooth.ratio_star / 0.02))
+
+
+def test_single_seed_tables_get_residual_bootstrap_intervals():
+    runs = simulate(seed=8, seeds=1, noise=0.004)
+    fit = nil.fit_interval(runs, bootstrap=1000, seed=1, metrics=[])
+    widths = [b.ratio_star_ci.hi - b.ratio_star_ci.lo for b in fit.budgets]
+    assert all(w > 0 for w in widths)
+    assert sum(b.ratio_star_ci.lo <= 0.02 <= b.ratio_star_ci.hi for b in fit.budgets) >= 3
+    assert 0 < min(b.argmin_repeat for b in fit.budgets) and max(b.argmin_repeat for b in fit.budgets) <= 1
+    fixed = nil.fit_interval(runs, bootstrap=200, residual_bootstrap=False, metrics=[])
+    assert all(b.ratio_star_ci.lo == b.ratio_star_ci.hi == b.smooth.ratio_star for b in fixed.budgets)
+
+
+# ---------------------------------------------------------------- degenerate tables
+
+
+def test_one_depth_per_budget_is_flagged_not_fitted():
+    runs = {"budget": [1e6, 1e6, 2e6], "ratio": [0.02, 0.02, 0.03], "test_loss": [2.0, 2.1, 1.9]}
+    fit = nil.fit_interval(runs, bootstrap=50)
+    for b in fit.budgets:
+        assert b.smooth.vertex == "no_fit" and math.isnan(b.smooth.ratio_star)
+        assert b.span_lo == b.span_hi == b.argmin_ratio
+    assert math.isnan(fit.stability.slope) and fit.joint.note is not None
+    assert fit.interval.empty  # the two single shapes do not overlap
+
+
+def test_ties_nan_losses_and_single_budget():
+    runs = {"budget": [1e6] * 6, "ratio": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32],
+            "test_loss": [2.2, 2.0, 2.0, float("nan"), 2.3, 2.6]}
+    fit = nil.fit_interval(runs, **FAST)
+    b = fit.budgets[0]
+    assert b.argmin_tie and b.argmin_ratio == 0.02
+    assert fit.dropped_nonfinite == 1 and len(b.ratios) == 5
+    assert any("no finite" in n for n in fit.notes)
+    assert math.isnan(fit.stability.slope) and math.isnan(fit.frontier["budget"].a)
+    assert fit.joint.note == "needs at least 2 budgets"
+
+
+def test_boundary_optimum_is_flagged():
+    r = np.geomspace(0.01, 0.3, 8)
+    fit = nil.fit_interval({"budget": np.full(8, 1e6), "ratio": r, "test_loss": 2 + 0.05 * np.log(r / 0.005) ** 2}, **FAST)
+    s = fit.budgets[0].smooth
+    assert s.vertex == "below_sweep" and math.isnan(s.ratio_star)
+    assert s.band_lo == pytest.approx(0.01) and s.ratio_fit_min == pytest.approx(0.01)
+
+
+def test_clear_errors():
+    good = {"budget": [1e6] * 3, "ratio": [0.1, 0.2, 0.3], "test_loss": [1.0, 0.9, 1.1]}
+    with pytest.raises(NilValueError, match="no loss column.*test_ce"):
+        nil.fit_interval({"budget": good["budget"], "ratio": good["ratio"]}, **FAST)
+    with pytest.raises(NilValueError, match="ratio column 'alpha' not found"):
+        nil.fit_interval(good, ratio="alpha", **FAST)
+    with pytest.raises(NilValueError, match="budget 2000000 is not in the runs table"):
+        nil.fit_interval(good, budgets=[2e6], **FAST)
+    with pytest.raises(NilValueError, match="no run has a finite loss"):
+        nil.fit_interval({**good, "test_loss": [math.nan] * 3}, **FAST)
+    with pytest.raises(NilValueError, match="row 1: ratio must be a finite positive"):
+        nil.fit_interval({**good, "ratio": [0.1, -0.2, 0.3]}, **FAST)
+    with pytest.raises(FileNotFoundError):
+        nil.fit_interval("/nonexistent/runs.csv", **FAST)
+
+
+# ---------------------------------------------------------------- containers
+
+
+def _write_csv(path: Path, runs: dict[str, np.ndarray]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(runs))
+        for row in zip(*runs.values()):
+            w.writerow([repr(float(v)) for v in row])
+
+
+def test_every_container_gives_the_same_answer(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    runs = simulate(seed=6, budgets=(1e6, 2e6), depths=(1, 2, 4, 8, 16), seeds=2)
+    df = pd.DataFrame(runs)
+    _write_csv(tmp_path / "r.csv", runs)
+    pq.write_table(pa.Table.from_pandas(df), tmp_path / "r.parquet")
+    (tmp_path / "sweep").mkdir()
+    pq.write_table(pa.Table.from_pandas(df), tmp_path / "sweep" / "runs.parquet")
+    inputs = [runs, df, pa.Table.from_pandas(df), tmp_path / "r.csv", str(tmp_path / "r.parquet"), tmp_path / "sweep"]
+    try:
+        import polars as pl
+
+        inputs.append(pl.from_pandas(df))
+    except ImportError:
+        pass
+    dicts = [nil.fit_interval(x, bootstrap=100, permutations=50).to_dict() for x in inputs]
+    for d in dicts[1:]:
+        d.pop("source")
+        ref = dict(dicts[0])
+        ref.pop("source")
+        assert json.dumps(d, default=str) == json.dumps(ref, default=str)
+
+
+# ---------------------------------------------------------------- CLI on a reference-format CSV
+
+
+def _reference_csv(path: Path) -> None:
+    """A table in the reference's merged NTP format (one seed per shape, empty test_mse)."""
+    rng = np.random.default_rng(9)
+    lines = ["target_n,depth,d_model,depth_over_d_model,train_ce,test_ce,aofe_ratio,wtw_aofe_ratio,test_mse"]
+    for n in (1_000_000, 1_300_000, 2_000_000, 3_000_000):
+        for d in (1, 2, 3, 4, 6, 8, 12, 16, 24):
+            w = int(math.sqrt(n / (12 * d)) // 4 * 4)
+            l = 1.2 + 30 * n**-0.25 + 0.04 * (math.log(d / w) - math.log(0.02)) ** 2 + 0.003 * rng.standard_normal()
+            lines.append(f"{n},{d},{w},{d / w:.4f},{l + 0.1:.6f},{l:.6f},{0.3 + 0.1 * rng.random():.5f},"
+                         f"{0.1 + 0.5 * d / w:.5f},")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_cli_on_reference_csv(run_cli, tmp_path):
+    path = tmp_path / "ntp_sweep_merged_by_budget_and_shape.csv"
+    _reference_csv(path)
+    p = run_cli("interval", str(path), "--budgets", "1e6,1.3e6,2e6,3e6", "--frontier-x", "wtw_aofe_ratio",
+                "--bootstrap", "200", "--permutations", "200", "--json", "--plot", str(tmp_path / "figs"), check=True)
+    out = json.loads(p.stdout)
+    assert out["columns"] == {"budget": "target_n", "ratio": "depth/d_model", "loss": "test_ce",
+                              "metrics": ["aofe_ratio", "wtw_aofe_ratio"]}
+    assert set(out["interval"]) >= {"lo", "hi"} and out["interval"]["lo"] <= out["interval"]["hi"]
+    assert set(out["frontier"]) == {"target_n", "wtw_aofe_ratio"}
+    assert set(out["frontier"]["target_n"]) >= {"a", "b", "r2"}
+    # the reference's numbers from the file itself: argmin and the span band per budget
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    for b in out["budgets"]:
+        g = df[df.target_n == b["budget"]].sort_values("depth")
+        best = g.test_ce.min()
+        assert b["argmin_ratio"] == pytest.approx((g.depth / g.d_model)[g.test_ce.idxmin()])
+        inside = g[g.test_ce <= 1.02 * best]
+        assert b["span_lo"] == pytest.approx((inside.depth / inside.d_model).min())
+        assert b["span_hi"] == pytest.approx((inside.depth / inside.d_model).max())
+    for name in ("loss_vs_ratio.png", "ratio_star_vs_budget.png", "frontier.png", "metric_vs_loss.png"):
+        assert (tmp_path / "figs" / name).stat().st_size > 10_000
+    table = run_cli("interval", str(path), "--bootstrap", "100", "--permutations", "100", check=True).stdout
+    assert "auto-detected" in table and "span band" in table and "R̂*" in table and "one seed" in table
+    for b in out["budgets"]:  # one seed per shape: residual bootstrap still gives a real interval
+        assert b["ratio_star_ci"]["lo"] < b["smooth"]["ratio_star"] < b["ratio_star_ci"]["hi"]
+
+
+def test_cli_error_names_the_file_and_columns(run_cli, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("target_n,depth,d_model\n1000000,2,64\n")
+    p = run_cli("interval", str(path))
+    assert p.returncode == 1
+    assert str(path) in p.stderr and "no loss column" in p.stderr
