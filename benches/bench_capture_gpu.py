@@ -198,7 +198,9 @@ class MemmapSink:
         self.close()
 
 
-def _sink(directory: Path, names: list[str], d: int, rows: int) -> tuple[Any, str]:
+def _sink(directory: Path, names: list[str], d: int, rows: int, kind: str) -> tuple[Any, str]:
+    if kind == "memmap":
+        return MemmapSink(directory, {n: (rows, d) for n in names}), "numpy memmap, background thread (float16)"
     try:
         from nil.shards import ShardWriter  # type: ignore[attr-defined]
 
@@ -210,7 +212,7 @@ def _sink(directory: Path, names: list[str], d: int, rows: int) -> tuple[Any, st
 
 def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, ctx: int, batch: int,
               probes: int, micro_batch: int, dtype: torch.dtype, sink_stride: int, sink_dir: Path,
-              repeats: int) -> dict[str, Any]:
+              repeats: int, sink_kind: str = "auto") -> dict[str, Any]:
     torch.manual_seed(0)
     model = ByteGPT(depth, d, head_dim=head_dim, attention="sdpa", vocab=vocab, ctx=ctx).to(dev, dtype)
     g = torch.Generator().manual_seed(1)
@@ -248,7 +250,7 @@ def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, 
 
         def with_sink() -> None:  # timed until every row is on disk (the writer is closed)
             nonlocal kind
-            sink, kind = _sink(Path(tmp) / f"run{len(os.listdir(tmp))}", names, d, rows)
+            sink, kind = _sink(Path(tmp) / f"run{len(os.listdir(tmp))}", names, d, rows, sink_kind)
             with sink:
                 capture(sink_stride, sink)
 
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="depth,d_model,head_dim,vocab,ctx,sequences,probes of the gpt2 case")
     ap.add_argument("--sink-stride", type=int, default=16, help="token stride of the sink comparison")
     ap.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where the sink writes (deleted after)")
+    ap.add_argument("--sink-kind", default="auto", choices=["auto", "memmap"],
+                    help="auto: nil.shards.ShardWriter when importable; memmap: the harness's plain memmap sink")
     ap.add_argument("--skip-reference-10m", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", help="also write the JSON summary here")
@@ -303,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["gpt2"] = gpt2_case(dev, depth, d, hd, vocab, ctx, seqs, probes,
                                     2 if s else a.micro_batch_gpt2,
                                     torch.float32 if s else getattr(torch, a.gpt2_dtype),
-                                    4 if s else a.sink_stride, Path(a.sink_dir), 1 if s else a.repeats)
+                                    4 if s else a.sink_stride, Path(a.sink_dir), 1 if s else a.repeats,
+                                    a.sink_kind)
     text = json.dumps(summary, indent=2, default=str)
     print(text)
     if a.out:
