@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=4, help="batches of the 1m/10m cases")
     ap.add_argument("--windows", type=int, default=128, help="windows per batch of the 1m/10m cases")
     ap.add_argument("--ref-probes", type=int, default=64, help="reference JVP probes per batch")
-    ap.add_argument("--micro-batch-1m", type=int, default=64)
-    ap.add_argument("--micro-batch-10m", type=int, default=32)
+    ap.add_argument("--micro-batch-1m", type=int, default=128)
+    ap.add_argument("--micro-batch-10m", type=int, default=64)
     ap.add_argument("--micro-batch-gpt2", type=int, default=8)
     ap.add_argument("--gpt2-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     ap.add_argument("--gpt2-shape", default="12,768,64,50257,1024,64,8",
