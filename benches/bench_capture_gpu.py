@@ -85,27 +85,42 @@ def output_agop_case(dev: torch.device, depth: int, d: int, batches: int, batch:
     torch.manual_seed(42)
     p = torch.randn(k, 256, device=dev) / math.sqrt(k)  # the reference's P (same draw as its run)
 
-    def nil_run(model: ByteGPT, batched: bool) -> Any:
+    def nil_run(model: ByteGPT, vjp: str) -> Any:
         return capture_agop(model, data, mode="output", project=p, micro_batch=micro_batch,
-                            progress=False, batched_vjp=batched)["output"]
+                            progress=False, vjp=vjp)["output"]  # type: ignore[arg-type]
 
     # Warm-up (kernels, allocator) on one small batch each.
     capture_agop(nil_model, data[:1], mode="output", project=p, micro_batch=micro_batch, progress=False)
     res: dict[str, Any] = {"depth": depth, "d_model": d, "params": n_params,
                            "params_formula": active_params(depth, d), "batches": batches, "batch": batch,
                            "ctx": ctx, "k": k, "reference_probes": probes, "micro_batch": micro_batch}
-    secs, nil_out, peak = _timed(dev, lambda: nil_run(nil_model, True))
+    secs, nil_out, peak = _timed(dev, lambda: nil_run(nil_model, "vmap"))
     res["nil_sdpa_vmap_s"], res["nil_sdpa_vmap_peak_gib"] = secs, _gib(peak)
-    secs, loop_out, peak = _timed(dev, lambda: nil_run(nil_model, False))
+    secs, loop_out, peak = _timed(dev, lambda: nil_run(nil_model, "loop"))
     res["nil_sdpa_loop_s"], res["nil_sdpa_loop_peak_gib"] = secs, _gib(peak)
     try:
-        secs, man_out, peak = _timed(dev, lambda: nil_run(ref_model, True))
+        secs, rep_out, peak = _timed(dev, lambda: nil_run(nil_model, "replicate"))
+        res["nil_sdpa_replicate_s"], res["nil_sdpa_replicate_peak_gib"] = secs, _gib(peak)
+        res["nil_replicate_vs_vmap_max_rel_diff"] = float(
+            np.abs(rep_out.matrix - nil_out.matrix).max() / np.abs(nil_out.matrix).max())
+        res["speedup_replicate_vs_vmap"] = res["nil_sdpa_vmap_s"] / secs
+    except Exception as e:  # noqa: BLE001
+        if not _is_oom(e):
+            raise
+        res["nil_sdpa_replicate_s"] = "out of memory"
+    try:
+        secs, man_out, peak = _timed(dev, lambda: nil_run(ref_model, "vmap"))
         res["nil_manual_attention_s"], res["nil_manual_attention_peak_gib"] = secs, _gib(peak)
     except Exception as e:  # noqa: BLE001 - reported, not hidden
         if not _is_oom(e):
             raise
         res["nil_manual_attention_s"] = "out of memory"
     m_nil = nil_out.matrix
+    res["nil_vjp"] = nil_out.settings.get("vjp")
+    # The reference's expected relative Frobenius deviation from the exact Gram by probe noise alone,
+    # sqrt((PR + 1)/n) with n = samples × probes (a lower bound: per-sample Grams vary).
+    pr = float(np.trace(m_nil) ** 2 / np.sum(m_nil**2))
+    res["reference_expected_rel_frobenius"] = math.sqrt((pr + 1) / (batches * batch * probes))
     res["nil_vmap_vs_loop_max_rel_diff"] = float(np.abs(loop_out.matrix - m_nil).max() / np.abs(m_nil).max())
     res["nil_out_aofe_ratio"] = nil_out.stats.aofe_ratio
     if not run_reference:
@@ -118,6 +133,8 @@ def output_agop_case(dev: torch.device, depth: int, d: int, batches: int, batch:
         res["reference_s"], res["reference_peak_gib"] = secs, _gib(peak)
         res["speedup_vs_reference"] = secs / res["nil_sdpa_vmap_s"]
         res["speedup_vs_reference_loop"] = secs / res["nil_sdpa_loop_s"]
+        if isinstance(res.get("nil_sdpa_replicate_s"), float):
+            res["speedup_vs_reference_replicate"] = secs / res["nil_sdpa_replicate_s"]
         res["reference_vs_nil_rel_frobenius"] = float(np.linalg.norm(m_ref - m_nil) / np.linalg.norm(m_nil))
         res["reference_aofe_ratio"] = float(
             (np.sum(m_ref**2) - np.sum(np.diag(m_ref) ** 2)) / np.sum(m_ref**2)
@@ -181,7 +198,9 @@ class MemmapSink:
         self.close()
 
 
-def _sink(directory: Path, names: list[str], d: int, rows: int) -> tuple[Any, str]:
+def _sink(directory: Path, names: list[str], d: int, rows: int, kind: str) -> tuple[Any, str]:
+    if kind == "memmap":
+        return MemmapSink(directory, {n: (rows, d) for n in names}), "numpy memmap, background thread (float16)"
     try:
         from nil.shards import ShardWriter  # type: ignore[attr-defined]
 
@@ -193,7 +212,7 @@ def _sink(directory: Path, names: list[str], d: int, rows: int) -> tuple[Any, st
 
 def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, ctx: int, batch: int,
               probes: int, micro_batch: int, dtype: torch.dtype, sink_stride: int, sink_dir: Path,
-              repeats: int) -> dict[str, Any]:
+              repeats: int, sink_kind: str = "auto") -> dict[str, Any]:
     torch.manual_seed(0)
     model = ByteGPT(depth, d, head_dim=head_dim, attention="sdpa", vocab=vocab, ctx=ctx).to(dev, dtype)
     g = torch.Generator().manual_seed(1)
@@ -216,11 +235,12 @@ def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, 
     train_step()  # warm-up
     capture(1)
     step = statistics.median(_timed(dev, train_step)[0] for _ in range(repeats))
-    cap_s, out, peak = _timed(dev, lambda: capture(1))
+    runs = [_timed(dev, lambda: capture(1)) for _ in range(repeats)]
+    cap_s, out, peak = statistics.median(r[0] for r in runs), runs[-1][1], max(r[2] or 0 for r in runs)
     res: dict[str, Any] = {"depth": depth, "d_model": d, "head_dim": head_dim, "vocab": vocab, "tokens":
                            batch * ctx, "batch": batch, "ctx": ctx, "probes": probes, "micro_batch": micro_batch,
                            "dtype": str(dtype).replace("torch.", ""), "train_step_s": step, "capture_s": cap_s,
-                           "capture_peak_gib": _gib(peak), "capture_s_per_probe": cap_s / probes,
+                           "capture_peak_gib": _gib(peak) if dev.type == "cuda" else None, "capture_s_per_probe": cap_s / probes,
                            "per_probe_over_train_step": cap_s / probes / step,
                            "rows_per_layer": out[names[0]].count}
     base_s = statistics.median(_timed(dev, lambda: capture(sink_stride))[0] for _ in range(repeats))
@@ -230,7 +250,7 @@ def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, 
 
         def with_sink() -> None:  # timed until every row is on disk (the writer is closed)
             nonlocal kind
-            sink, kind = _sink(Path(tmp) / f"run{len(os.listdir(tmp))}", names, d, rows)
+            sink, kind = _sink(Path(tmp) / f"run{len(os.listdir(tmp))}", names, d, rows, sink_kind)
             with sink:
                 capture(sink_stride, sink)
 
@@ -250,12 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=4, help="batches of the 1m/10m cases")
     ap.add_argument("--windows", type=int, default=128, help="windows per batch of the 1m/10m cases")
     ap.add_argument("--ref-probes", type=int, default=64, help="reference JVP probes per batch")
-    ap.add_argument("--micro-batch-1m", type=int, default=64)
-    ap.add_argument("--micro-batch-10m", type=int, default=32)
+    ap.add_argument("--micro-batch-1m", type=int, default=128)
+    ap.add_argument("--micro-batch-10m", type=int, default=64)
     ap.add_argument("--micro-batch-gpt2", type=int, default=8)
     ap.add_argument("--gpt2-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    ap.add_argument("--gpt2-shape", default="12,768,64,50257,1024,64,8",
+                    help="depth,d_model,head_dim,vocab,ctx,sequences,probes of the gpt2 case")
     ap.add_argument("--sink-stride", type=int, default=16, help="token stride of the sink comparison")
     ap.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where the sink writes (deleted after)")
+    ap.add_argument("--sink-kind", default="auto", choices=["auto", "memmap"],
+                    help="auto: nil.shards.ShardWriter when importable; memmap: the harness's plain memmap sink")
     ap.add_argument("--skip-reference-10m", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", help="also write the JSON summary here")
@@ -278,11 +302,13 @@ def main(argv: list[str] | None = None) -> int:
                                           4 if s else a.ref_probes,
                                           2 if s else a.micro_batch_10m, not a.skip_reference_10m)
     if "gpt2" in cases:
-        summary["gpt2"] = gpt2_case(dev, 2 if s else 12, 32 if s else 768, 16 if s else 64, 256 if s else 50257,
-                                    32 if s else 1024, 4 if s else 64, 2 if s else 8,
+        depth, d, hd, vocab, ctx, seqs, probes = (2, 32, 16, 256, 32, 4, 2) if s else (
+            int(v) for v in a.gpt2_shape.split(","))
+        summary["gpt2"] = gpt2_case(dev, depth, d, hd, vocab, ctx, seqs, probes,
                                     2 if s else a.micro_batch_gpt2,
                                     torch.float32 if s else getattr(torch, a.gpt2_dtype),
-                                    4 if s else a.sink_stride, Path(a.sink_dir), 1 if s else a.repeats)
+                                    4 if s else a.sink_stride, Path(a.sink_dir), 1 if s else a.repeats,
+                                    a.sink_kind)
     text = json.dumps(summary, indent=2, default=str)
     print(text)
     if a.out:

@@ -106,9 +106,12 @@ def test_projected_output_agop_equals_jacrev(gpt: TinyGPT, tokens: list[torch.Te
     assert got.matrix.shape == (5, 5)
     assert _rel(got.matrix, want) < REL
     # Batched (vmap) and looped VJPs give the same matrix.
-    looped = capture_agop(gpt, tokens, mode="output", project=5, seed=4, progress=False,
-                          batched_vjp=False, vjp_chunk=2)["output"]
-    np.testing.assert_allclose(looped.matrix, got.matrix, rtol=1e-10, atol=0)
+    assert got.settings["vjp"] == "vmap"
+    for vjp in ("loop", "replicate"):
+        other = capture_agop(gpt, tokens, mode="output", project=5, seed=4, progress=False,
+                             vjp=vjp, vjp_chunk=2)["output"]
+        assert other.settings["vjp"] == vjp
+        np.testing.assert_allclose(other.matrix, got.matrix, rtol=1e-5, atol=0)
 
 
 def test_conv_patch_agop_equals_jacrev() -> None:

@@ -83,6 +83,9 @@ def test_hf_block_layouts_and_jacrev(family: str, tmp_path: Path) -> None:
     pj = _jacobians(model, ids, p).reshape(ids.shape[0], 4, -1)
     want_out = torch.einsum("bkn,bln->kl", pj, pj).numpy() / ids.shape[0]
     assert np.abs(out.matrix - want_out).max() / np.abs(want_out).max() < 1e-5
+    tiled = capture_agop(model, batches, mode="output", project=4, vjp="replicate", vjp_chunk=3,
+                         progress=False)["output"]  # masks and ids tiled with the batch
+    assert np.abs(tiled.matrix - want_out).max() / np.abs(want_out).max() < 1e-5
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

@@ -13,7 +13,7 @@ from .batches import Positions
 from .device_gram import DeviceGram
 from .input_agop import InputSettings, RowSink, capture_input
 from .layers import select_layers
-from .output_agop import exact_output_gram, reference_jvp_gram
+from .output_agop import VjpMode, exact_output_gram, reference_jvp_gram
 from .probes import Projector, ProbeKind
 from .record import LayerAgop
 from .state import capture_mode, model_device
@@ -81,7 +81,7 @@ def capture_agop(
     probe_kind: ProbeKind = "gaussian",
     accumulate: bool = True,
     vjp_chunk: int = 16,
-    batched_vjp: bool = True,
+    vjp: VjpMode = "vmap",
 ) -> dict[str, LayerAgop]:
     """Captures AGOPs of ``model`` over ``batches``; returns ``{layer name: LayerAgop}``.
 
@@ -152,11 +152,11 @@ def capture_agop(
         projector = Projector(64 if project is None else project, seed)
         first = selected[0]
         if estimator == "exact":
-            gram, vjp = exact_output_gram(
+            gram, vjp_used = exact_output_gram(
                 model, batches, first, projector, dev, rows_dtype, micro_batch,
-                max(1, int(vjp_chunk)), batched_vjp, progress,
+                max(1, int(vjp_chunk)), vjp, progress,
             )
-            settings["vjp"] = vjp
+            settings["vjp"] = vjp_used
         else:
             assert n_probes != "exact"
             gram = reference_jvp_gram(

@@ -43,6 +43,20 @@ class Batch:
                 hi - lo,
             )
 
+    def repeat(self, copies: int) -> Batch:
+        """The batch tiled ``copies`` times along the first axis (copy j holds samples
+        [j·size, (j+1)·size)): independent samples, so one backward serves ``copies`` cotangents."""
+        def tile(x: Any) -> Any:
+            if isinstance(x, torch.Tensor) and x.ndim > 0 and x.shape[0] == self.size:
+                return x.repeat(copies, *([1] * (x.ndim - 1)))
+            return x
+
+        return Batch(
+            tuple(tile(a) for a in self.args),
+            {k: tile(v) for k, v in self.kwargs.items()},
+            self.size * copies,
+        )
+
     @property
     def attention_mask(self) -> torch.Tensor | None:
         """The Hugging Face ``attention_mask`` if the batch has one."""

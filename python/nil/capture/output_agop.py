@@ -2,8 +2,8 @@
 selected layer (a Transformer's embeddings) and y the last-position outputs.
 
 - ``exact`` (METHOD R2): the k rows of PJ from k vector-Jacobian products, batched with
-  ``autograd.grad(..., is_grads_batched=True)`` where autograd allows and looped otherwise; no
-  probe noise.
+  ``autograd.grad(..., is_grads_batched=True)`` where autograd allows and looped otherwise (or by
+  tiling the batch, ``vjp="replicate"``); no probe noise.
 - ``reference-jvp`` (METHOD §3.1): the reference's random-JVP estimator, reproduced for
   reference mode: P and the probes u ~ N(0, I) shaped like z from one generator seeded 42 (+ seed),
   Ju by ``torch.autograd.functional.jvp`` (double backward), non-finite entries zeroed,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sized
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -29,40 +29,53 @@ from .layers import Layer
 from .probes import Projector, generator
 from .progress import progress_bar
 
-__all__ = ["exact_output_gram", "reference_jvp_gram"]
+__all__ = ["VjpMode", "exact_output_gram", "reference_jvp_gram"]
 
 
 def _total(batches: Iterable[Any]) -> int | None:
     return len(batches) if isinstance(batches, Sized) else None
 
 
-class _Vjp:
-    """Rows c of PJ for a chunk of output coordinates, batched until autograd refuses once."""
+VjpMode = Literal["vmap", "loop", "replicate"]
 
-    def __init__(self, batched: bool) -> None:
-        self.batched = batched
 
-    def rows(self, y: torch.Tensor, z: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        """∂(P·y)_c/∂z for c in [lo, hi): a [hi - lo, *z.shape] tensor."""
-        if self.batched:
-            v = torch.zeros(hi - lo, *y.shape, dtype=y.dtype, device=y.device)
-            v[torch.arange(hi - lo), :, torch.arange(lo, hi)] = 1.0
-            try:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*performance drop.*")
-                    (g,) = torch.autograd.grad(
-                        y, z, grad_outputs=v, retain_graph=True, is_grads_batched=True
-                    )
-                return g
-            except (RuntimeError, NotImplementedError):
-                self.batched = False
-        out = []
-        for c in range(lo, hi):
-            v1 = torch.zeros_like(y)
-            v1[:, c] = 1.0
-            (g,) = torch.autograd.grad(y, z, grad_outputs=v1, retain_graph=True)
-            out.append(g)
-        return torch.stack(out)
+def _vmap_rows(y: torch.Tensor, z: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    v = torch.zeros(hi - lo, *y.shape, dtype=y.dtype, device=y.device)
+    idx = torch.arange(hi - lo, device=y.device)
+    v[idx, :, idx + lo] = 1.0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*performance drop.*")
+        (g,) = torch.autograd.grad(y, z, grad_outputs=v, retain_graph=True, is_grads_batched=True)
+    return g
+
+
+def _loop_rows(y: torch.Tensor, z: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    out = []
+    for c in range(lo, hi):
+        v = torch.zeros_like(y)
+        v[:, c] = 1.0
+        (g,) = torch.autograd.grad(y, z, grad_outputs=v, retain_graph=True)
+        out.append(g)
+    return torch.stack(out)
+
+
+def _replicated_rows(
+    model: nn.Module, mb: Batch, first: Layer, projector: Projector, lo: int, hi: int
+) -> torch.Tensor:
+    """Rows lo..hi of PJ from one forward and one backward of the batch tiled hi − lo times
+    (copy j carries cotangent e_{lo+j}); plain kernels only, no vmap."""
+    copies = hi - lo
+    rep = mb.repeat(copies)
+    with InputRecorder([first], leaf="always") as rec:
+        out = call(model, rep)
+    y = select_output(out, rep, "last", projector)
+    del out
+    z = rec.inputs[first.name][0]
+    v = torch.zeros_like(y).view(copies, mb.size, -1)
+    idx = torch.arange(copies, device=y.device)
+    v[idx, :, idx + lo] = 1.0
+    (g,) = torch.autograd.grad(y, z, grad_outputs=v.view_as(y))
+    return g.view(copies, mb.size, *g.shape[1:])
 
 
 def exact_output_gram(
@@ -74,13 +87,18 @@ def exact_output_gram(
     row_dtype: torch.dtype,
     micro_batch: int | None,
     vjp_chunk: int,
-    batched: bool,
+    vjp: VjpMode,
     progress: bool,
 ) -> tuple[DeviceGram, str]:
     """Σ over samples of (PJ)(PJ)ᵀ (k×k, float64 on the device) with the sample count, and how
-    the VJPs ran (``"batched"`` or ``"loop"``)."""
+    the VJPs ran: ``"vmap"`` (``is_grads_batched``; falls back to ``"loop"`` the first time
+    autograd refuses), ``"loop"`` (one backward per coordinate) or ``"replicate"`` (the batch tiled
+    ``vjp_chunk`` times, one forward and backward per chunk: more memory, only standard kernels;
+    needs samples that do not interact, true of eval-mode models)."""
+    if vjp not in ("vmap", "loop", "replicate"):
+        raise NilValueError(f"vjp: expected 'vmap', 'loop' or 'replicate', found {vjp!r}")
     gram: DeviceGram | None = None
-    vjp = _Vjp(batched)
+    mode: str = vjp
     prod = product_dtype(row_dtype)
     with progress_bar("output AGOP", _total(batches), progress) as advance:
         for index, raw in enumerate(batches):
@@ -94,8 +112,18 @@ def exact_output_gram(
                 rows = torch.empty(k, mb.size, z[0].numel(), dtype=prod, device=device)
                 for lo in range(0, k, vjp_chunk):
                     hi = min(lo + vjp_chunk, k)
-                    g = vjp.rows(y, z, lo, hi)
+                    if mode == "replicate":
+                        g = _replicated_rows(model, mb, first, projector, lo, hi)
+                    elif mode == "vmap":
+                        try:
+                            g = _vmap_rows(y, z, lo, hi)
+                        except (RuntimeError, NotImplementedError):
+                            mode = "loop"
+                            g = _loop_rows(y, z, lo, hi)
+                    else:
+                        g = _loop_rows(y, z, lo, hi)
                     rows[lo:hi] = g.reshape(hi - lo, mb.size, -1).to(row_dtype).to(prod)
+                    del g
                 del y, z, rec
                 bad = ~torch.isfinite(rows).all(dim=2).all(dim=0)
                 rows.masked_fill_(bad.view(1, -1, 1), 0.0)
@@ -108,7 +136,7 @@ def exact_output_gram(
             advance(1)
     if gram is None:
         raise NilValueError("capture_agop: no batches were given")
-    return gram, "batched" if vjp.batched else "loop"
+    return gram, mode
 
 
 def _forward_input(model: nn.Module, first: Layer, mb: Batch) -> torch.Tensor:
