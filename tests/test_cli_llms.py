@@ -52,3 +52,53 @@ def test_bad_interval_file_is_reported_with_its_name(run_cli, tmp_path):
     assert missing.returncode == 1 and "nope.json" in missing.stderr
     half = run_cli("llms", "--lo", "0.01")
     assert half.returncode == 2 and "--hi" in half.stderr
+
+
+def test_interval_json_from_nil_interval_feeds_nil_llms(run_cli, tmp_path):
+    """The two verbs chained as a user would: runs → `nil interval --json` → `nil llms --interval`."""
+    import csv
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    runs = tmp_path / "runs.csv"
+    with runs.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["budget", "depth", "width", "ratio", "seed", "test_loss"])
+        for n in (3e5, 1e6, 3e6):
+            for d in (1, 2, 3, 4, 6, 8, 12, 16, 24):
+                width = max(8, round(math.sqrt(n / (12 * d))))
+                r = d / width
+                for s in range(2):
+                    loss = 1.5 + 30 * n**-0.25 + 0.05 * (math.log(r) - math.log(0.02)) ** 2 + 0.002 * rng.standard_normal()
+                    w.writerow([n, d, width, r, s, loss])
+    fit = run_cli("interval", str(runs), "--bootstrap", "50", "--permutations", "50", "--json", check=True)
+    iv_file = tmp_path / "interval.json"
+    iv_file.write_text(fit.stdout)
+    iv = json.loads(fit.stdout)["interval"]
+    for flag in ((), ("--smooth",)):
+        proc = run_cli("llms", "--interval", str(iv_file), *flag, "--permutations", "100", "--json")
+        if iv["lo"] is None and not flag:
+            assert proc.returncode == 1 and "interval" in proc.stderr
+            continue
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        lo, hi = out["interval"]["lo"], out["interval"]["hi"]
+        for m in out["models"]:
+            inside = lo <= m["ratio"] <= hi
+            assert (m["position"] == "inside") == inside and (m["distance"] == 0) == inside
+
+
+def test_csv_holds_the_compared_checkpoints(run_cli):
+    import csv
+    import io
+
+    from nil.llms import scores
+
+    proc = run_cli("llms", "--csv", "--protocol", "gemma3-report-it", "--variant", "instruct", "--lo", "0.01", "--hi", "0.02",
+                   "--permutations", "50", check=True)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert {r["name"] for r in rows} == {s.checkpoint for s in scores("gemma3-report-it", "instruct")}
+    for r in rows:
+        assert float(r["ratio"]) == int(r["layers"]) / int(r["hidden"]) and r["source"] == "G3R"

@@ -164,6 +164,26 @@ def test_read_interval(tmp_path):
     f.write_text(json.dumps({"bands": []}))
     with pytest.raises(FormatError, match=r"iv.json.*\"interval\""):
         read_interval(f)
+    f.write_text(json.dumps({"interval": {"lo": None, "hi": None, "empty": True}, "smooth_interval": {"lo": 0.02, "hi": 0.04}}))
+    with pytest.raises(FormatError, match="empty"):
+        read_interval(f)
+    assert read_interval(f, "smooth_interval").lo == 0.02
     f.write_text("{not json")
     with pytest.raises(FormatError, match="invalid JSON"):
         read_interval(f)
+
+
+def test_raw_statistics_agree_with_the_rust_core_correlation():
+    # nil_core::corr (the interval fits' correlations) computes the same raw Pearson and Spearman.
+    from nil import _core
+
+    core_corr = getattr(_core, "correlation", None)
+    if core_corr is None:
+        pytest.skip("this build of nil._core has no correlation binding")
+    rng = np.random.default_rng(21)
+    x = np.round(rng.normal(size=17), 1)
+    y = x + rng.normal(size=17)
+    mine = correlate(x, y, permutations=100)
+    core = core_corr(x, y, 0, 0)
+    assert mine.pearson == pytest.approx(core["pearson"], abs=1e-12)
+    assert mine.spearman == pytest.approx(core["spearman"], abs=1e-12)

@@ -154,3 +154,25 @@ def test_ratio_is_layers_over_hidden():
     assert s.ratio == 32 / 4096 and s.aspect == 128.0
     with pytest.raises(Exception, match="no shape named"):
         shape("GPT-5")
+
+
+NOTE = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "research" / "llm-shapes.md"
+# Registry shape → the label its row starts with in llm-shapes.md §1 where the two differ.
+NOTE_ROW = {"Qwen2-0.5B": "Qwen2.5-0.5B", "Qwen2-1.5B": "Qwen2.5-1.5B", "Qwen2-7B": "Qwen2.5-7B",
+            "Phi-3-mini": "Phi-3-mini-4k/128k-instruct", "Phi-4-mini": "Phi-4-mini-instruct"}
+
+
+@pytest.mark.skipif(not NOTE.is_file(), reason="the research note is not beside this checkout")
+def test_registry_numbers_are_the_research_notes():
+    note = NOTE.read_text(encoding="utf-8")
+    rows = [line for line in note.splitlines() if line.startswith("| ")]
+    for r in _raw_rows("llm_shapes.csv"):
+        label = NOTE_ROW.get(r["shape"], r["shape"])
+        found = [line for line in rows if re.match(r"\| " + re.escape(label) + r"[ (,]", line)]
+        assert found, f"{r['shape']}: no row {label!r} in {NOTE.name} §1"
+        cells = [c.strip() for c in found[0].split("|")[1:-1]]
+        assert (cells[1], cells[2]) == (r["layers"], r["hidden"]), r["shape"]
+        for col, cell in (("ffn", 3), ("heads", 4), ("head_dim", 5), ("vocab", 6)):
+            assert cells[cell].startswith(r[col]), (r["shape"], col, cells[cell])
+    for r in _raw_rows("llm_scores.csv"):
+        assert re.search(r"(?<![\d.])" + re.escape(r["score"]) + r"(?!\d)", note), (r["checkpoint"], r["protocol"], r["score"])

@@ -40,6 +40,8 @@ def register(sub: Any) -> None:
     src.add_argument("--interval", metavar="FILE", help="JSON written by `nil interval --json` ({\"interval\": {\"lo\", \"hi\"}})")
     src.add_argument("--lo", type=float, help="lower bound of the R_D/W interval (with --hi)")
     p.add_argument("--hi", type=float, help="upper bound of the R_D/W interval (with --lo)")
+    p.add_argument("--smooth", action="store_true",
+                   help="with --interval: use the smooth-fit interval (\"smooth_interval\") instead of the reference's")
     p.add_argument("--protocol", default="oll-raw", choices=sorted(protocols()), metavar="P",
                    help="MMLU-Pro protocol to compare within (default oll-raw; see --list-protocols)")
     p.add_argument("--variant", default="base", choices=["base", "instruct"], help="base or instruct checkpoints (default base)")
@@ -47,7 +49,9 @@ def register(sub: Any) -> None:
     p.add_argument("--permutations", type=int, default=10_000, help="Monte Carlo permutations for p-values (default 10000; exact for n <= 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of MMLU-Pro vs R_D/W with the interval shaded")
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    out.add_argument("--csv", action="store_true", help="print the compared checkpoints (one protocol and variant) as CSV")
     p.add_argument("--list-protocols", action="store_true", help="list the protocol keys with their model counts and exit")
     p.set_defaults(func=run, _parser=p)
 
@@ -58,7 +62,9 @@ def _interval(args: argparse.Namespace) -> Any:
     if args.interval:
         if args.hi is not None:
             args._parser.error("--hi goes with --lo, not with --interval")
-        return read_interval(args.interval)
+        return read_interval(args.interval, "smooth_interval" if args.smooth else "interval")
+    if args.smooth:
+        args._parser.error("--smooth goes with --interval")
     if (args.lo is None) != (args.hi is None):
         args._parser.error("--lo and --hi go together")
     if args.lo is not None:
@@ -159,6 +165,13 @@ def run(args: argparse.Namespace) -> int:
         plot_comparison(comp, args.plot)
     used_keys = sorted({k for m in models for k in m["source"].split(";") + m["params_reported_source"].split(";") if k}
                        | {k for r in comp.rows for k in r.source.split(";")})
+    if args.csv:
+        from ._table import print_csv
+
+        rows = [r.to_dict() | {"protocol": args.protocol} for r in comp.rows]
+        print_csv(["name", "shape", "family", "variant", "protocol", "layers", "hidden", "ratio", "position", "distance",
+                   "params_b", "score", "at_chance", "used", "source", "shape_source"], rows)
+        return 0
     if args.json:
         print_json({
             "interval": interval.to_dict() if interval else None,

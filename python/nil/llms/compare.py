@@ -64,20 +64,24 @@ def position(ratio: float, interval: Interval) -> Position:
     return Position("inside", 0.0)
 
 
-def read_interval(path: str | Path) -> Interval:
-    """Reads the interval from ``nil interval --json`` output: ``{"interval": {"lo": .., "hi": ..}}``."""
+def read_interval(path: str | Path, key: str = "interval") -> Interval:
+    """Reads an interval from ``nil interval --json`` output: ``{"interval": {"lo": .., "hi": ..}}``
+    (``key="smooth_interval"`` for the smooth-fit interval that command also writes)."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise FormatError(f"{p}: expected the JSON written by `nil interval --json`, found invalid JSON ({e})") from e
-    iv = doc.get("interval") if isinstance(doc, dict) else None
+    iv = doc.get(key) if isinstance(doc, dict) else None
     if not isinstance(iv, dict) or "lo" not in iv or "hi" not in iv:
-        raise FormatError(f'{p}: expected an object with "interval": {{"lo": ..., "hi": ...}}, found keys {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}')
+        found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+        raise FormatError(f'{p}: expected an object with "{key}": {{"lo": ..., "hi": ...}}, found keys {found}')
     lo, hi = iv["lo"], iv["hi"]
+    if iv.get("empty") is True:
+        raise FormatError(f'{p}: "{key}" is empty (the per-budget bands do not intersect); no interval to compare with')
     if not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)):
-        raise FormatError(f"{p}: interval bounds must be numbers, found lo={lo!r}, hi={hi!r} (the fit found no interval?)")
-    return Interval(float(lo), float(hi), source=str(p))
+        raise FormatError(f"{p}: {key} bounds must be numbers, found lo={lo!r}, hi={hi!r}")
+    return Interval(float(lo), float(hi), source=f"{p}" + ("" if key == "interval" else f" ({key})"))
 
 
 @dataclass(frozen=True)

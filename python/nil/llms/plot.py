@@ -67,6 +67,11 @@ def plot_comparison(comp: Comparison, path: str | Path) -> Path:
         for r in rows:
             ax.annotate(r.name, (r.ratio, r.score), fontsize=6, xytext=(3, 2), textcoords="offset points", color="0.3")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("R_D/W = layers / hidden size (log scale)")
     ax.set_ylabel("MMLU-Pro (%)")
     raw = comp.associations[0]

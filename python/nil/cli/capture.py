@@ -1,0 +1,121 @@
+"""``nil capture --hf DIR``: nil's statistics on a local pretrained transformers checkpoint, offline."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+EPILOG = """\
+examples:
+  nil capture --hf ./Qwen2.5-0.5B                         # embedded corpus, 2048 tokens
+  nil capture --hf ./my-bert --text notes.txt --tokens 8192 --json > report.json
+
+DIR is a directory written by transformers' save_pretrained (config.json plus weights, and a
+tokenizer if it has one; without one, UTF-8 bytes modulo the vocabulary size are fed). Nothing is
+downloaded: the hub is switched off and every file is read from DIR. Causal LMs are probed on
+their projected last-position logits, encoders (BERT, sentence encoders) on their projected
+mean-pooled last hidden state. The default text is the embedded corpus: Python's standard
+library sources.
+"""
+
+
+def register(sub: Any) -> None:
+    """Adds the ``capture`` verb."""
+    p = sub.add_parser(
+        "capture",
+        help="measure a local pretrained transformers checkpoint (embeddings, per-layer AGOPs)",
+        description="Loads a local Hugging Face transformers checkpoint without network access and "
+        "prints the superposition statistics of its input and output embeddings and the input AGOP "
+        "of every block over a local text, beside their null baselines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--hf", metavar="DIR", required=True, help="checkpoint directory (config.json + weights)")
+    p.add_argument("--text", metavar="FILE", help="UTF-8 text to run (default: the embedded corpus, Python's stdlib sources)")
+    p.add_argument("--tokens", type=int, default=2048,
+                   help="tokens of text to use (default 2048: the reference's 4 batches x 4 windows x 128 tokens)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per window (default 128; capped at the model's maximum)")
+    p.add_argument("--batch", type=int, default=4, help="windows per batch (default 4)")
+    p.add_argument("--probes", type=int, default=8, help="Gaussian probes per batch for the input AGOPs (default 8)")
+    p.add_argument("--project", type=int, default=64, help="outputs are projected to this many directions (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the projection and the probes (default 0)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype (default float32)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def _sup_rows(report: Any) -> list[dict[str, Any]]:
+    rows = []
+    for name, s in (("input embedding", report.input_embedding), ("output embedding", report.output_embedding)):
+        if s is None:
+            continue
+        rows += [
+            {"statistic": f"{name}: features × dim", "observed": f"{s.features} × {s.dim}", "gaussian null": ""},
+            {"statistic": f"{name}: row norm mean", "observed": s.row_norms.mean, "gaussian null": s.null_row_norm_mean},
+            {"statistic": f"{name}: mean squared overlap", "observed": s.mean_sq_overlap, "gaussian null": s.null_mean_sq_overlap},
+            {"statistic": f"{name}: dimensionality mean", "observed": s.dimensionality.mean, "gaussian null": s.null_dimensionality_mean},
+            {"statistic": f"{name}: WᵀW AOFE ratio", "observed": s.wtw.aofe_ratio, "gaussian null": s.null_wtw_aofe_ratio},
+            {"statistic": f"{name}: WᵀW weighted mean cos²", "observed": s.wtw.weighted_mean_cos2, "gaussian null": s.null_wtw_weighted_mean_cos2},
+            {"statistic": f"{name}: WᵀW participation ratio", "observed": s.wtw.participation_ratio, "gaussian null": s.null_wtw_participation_ratio},
+        ]
+    return rows
+
+
+def _layer_rows(report: Any) -> list[dict[str, Any]]:
+    rows = []
+    for name, rec in report.capture.layers.items():
+        s = rec.stats
+        lin = next((l for l in report.capture.nfa if l.startswith(name + ".")), None)
+        nfa = report.capture.nfa.get(lin) if lin else None
+        rows.append({
+            "layer": name.removeprefix("hf."),
+            "rows": rec.count,
+            "AOFE ratio": s.aofe_ratio,
+            "null": s.null_rotation,
+            "wmc2": s.weighted_mean_cos2,
+            "PR": s.participation_ratio,
+            "erank": s.effective_rank,
+            "top": s.top_share,
+            "NFA r": nfa.pearson_all if nfa else math.nan,
+        })
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``nil capture --hf``."""
+    from ..hf import hf_report
+    from ._table import print_json, print_table
+
+    report = hf_report(
+        args.hf, text=args.text, tokens=args.tokens, seq_len=args.seq_len, batch_size=args.batch,
+        probes=args.probes, project=args.project, seed=args.seed, device=args.device, dtype=args.dtype,
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    m, t = report.model, report.text
+    match = ", ".join(m["registry_match"]) or "none"
+    print(f"{m['path']}: {m['model_type']} {m['kind']} ({', '.join(m['architectures']) or 'no architectures listed'}), "
+          f"{m['params']:,} parameters, {m['dtype']} on {m['device']}")
+    print(f"shape: {m['layers']} layers × hidden {m['hidden']}: R_D/W = {m['ratio']:.5f} (d/L = {m['aspect']:.1f}); "
+          f"registry shape: {match}")
+    print(f"text: {t['tokens']} tokens in {t['windows']} windows of {t['seq_len']} from {t['source']} (tokenizer: {t['tokenizer']})")
+    print_table("Superposition of the embeddings vs a Gaussian null of the same shape",
+                ["statistic", "observed", "gaussian null"], _sup_rows(report))
+    print(f"output embedding: {report.output_embedding_note}")
+    print_table(f"Per-block input AGOP ({report.settings['output']}, {report.settings['probes']} probes, k = {report.settings['project']})",
+                ["layer", "rows", "AOFE ratio", "null", "wmc2", "PR", "erank", "top", "NFA r"],
+                _layer_rows(report))
+    print("null: AOFE ratio of the same spectrum in a random basis; PR: participation ratio; erank: entropy "
+          "effective rank; top: top-eigenvalue share; NFA r: Pearson of the block's first linear WᵀW with its "
+          "input AGOP (nan where no block family is known)")
+    o = report.capture.output.stats
+    print(f"projected output AGOP (k = {o.k}): AOFE ratio {o.aofe_ratio:.4g} (rotation null {o.null_rotation:.4g}), "
+          f"wmc2 {o.weighted_mean_cos2:.4g}, participation ratio {o.participation_ratio:.4g}")
+    return 0

@@ -1,0 +1,92 @@
+"""Local text for capture, cut into token windows.
+
+The default text is the embedded corpus every machine has: the Python standard library's own
+``.py`` sources (``sysconfig.get_paths()["stdlib"]``, site-packages skipped), in sorted path order
+— the same definition as the byte-LM task's default corpus. A checkpoint without a tokenizer is
+fed raw bytes modulo its vocabulary size, and the report says so.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import NilValueError
+
+__all__ = ["TokenWindows", "default_text", "token_windows"]
+
+_SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
+
+
+def default_text(max_chars: int) -> tuple[str, str]:
+    """At least ``max_chars`` characters of the standard library's sources (when there are that
+    many) and a description of where they came from."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    parts: list[str] = []
+    total = 0
+    for f in sorted(root.rglob("*.py")):
+        if _SKIP_DIRS & set(f.relative_to(root).parts) or not f.is_file():
+            continue
+        text = f.read_text(encoding="utf-8", errors="replace")
+        parts.append(text)
+        total += len(text) + 1
+        if total >= max_chars:
+            break
+    return "\n".join(parts), f"python-stdlib:{root}"
+
+
+@dataclass(frozen=True)
+class TokenWindows:
+    """Token windows [n, seq_len] in batches, with how they were made."""
+
+    batches: list[dict[str, torch.Tensor]]
+    tokens: int
+    seq_len: int
+    tokenizer: str
+    source: str
+
+
+def _encode(tokenizer: Any, text: str, vocab: int) -> tuple[list[int], str]:
+    if tokenizer is None:
+        return [b % vocab for b in text.encode("utf-8")], f"none found: UTF-8 bytes mod {vocab}"
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    return [int(i) for i in ids], type(tokenizer).__name__
+
+
+def token_windows(
+    tokenizer: Any,
+    vocab: int,
+    *,
+    text_file: str | Path | None,
+    tokens: int,
+    seq_len: int,
+    batch_size: int,
+) -> TokenWindows:
+    """``tokens`` tokens of the text (rounded down to whole windows of ``seq_len``), in batches.
+
+    Only the first 16·``tokens`` characters of a text file are read."""
+    if tokens < seq_len or seq_len < 2 or batch_size < 1:
+        raise NilValueError(f"--tokens ({tokens}) must be at least one window of --seq-len ({seq_len} >= 2), --batch >= 1")
+    if text_file is None:
+        text, source = default_text(max_chars=tokens * 8)
+    else:
+        p = Path(text_file)
+        with p.open("r", encoding="utf-8", errors="replace") as f:
+            text = f.read(tokens * 16)  # far more characters than ``tokens`` tokens need
+        source = str(p)
+    ids, tok_name = _encode(tokenizer, text, vocab)
+    if text and not ids:
+        raise NilValueError(f"{source}: the tokenizer ({tok_name}) turned {len(text)} characters into no tokens")
+    n_windows = min(tokens, len(ids)) // seq_len
+    if n_windows == 0:
+        raise NilValueError(f"{source}: {len(ids)} tokens, fewer than one window of {seq_len}; give more text")
+    t = torch.tensor(ids[: n_windows * seq_len], dtype=torch.long).view(n_windows, seq_len)
+    batches = [
+        {"input_ids": t[i : i + batch_size], "attention_mask": torch.ones_like(t[i : i + batch_size])}
+        for i in range(0, n_windows, batch_size)
+    ]
+    return TokenWindows(batches, n_windows * seq_len, seq_len, tok_name, source)
