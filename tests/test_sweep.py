@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -209,3 +210,38 @@ def test_every_family_and_task_sweeps_with_capture(tmp_path, family, task, task_
     assert row.n_layers == 2 and math.isfinite(row.agop_aofe_ratio_L1)
     # Only a token-embedding model reports the WᵀW statistics of an input embedding.
     assert math.isfinite(row.wtw_emb_aofe_ratio) == (task == "bytes")
+
+
+def test_a_killed_sweep_resumes_without_retraining_finished_runs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    args = [sys.executable, "-m", "nil", "sweep", "--family", "mlp", "--task", "ts-mlp", "--budgets", "4k",
+            "--depths", "1-3", "--seeds", "2", "--data-ratio", "10", "--out", str(tmp_path), "--task-arg", "in_dim=8",
+            "--task-arg", "out_dim=4", "--task-arg", "teacher_width=16", "--task-arg", "n_test=256", "--multiple", "2",
+            "--min-width", "4", "--lr", "3e-3", "--batch-size", "64", "--warmup", "5", "--eval-every", "50",
+            "--no-capture", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(repo / "python")}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    table = tmp_path / "runs.parquet"
+    runs = tmp_path / "runs"
+
+    def mid_run() -> bool:  # a row is in the table and a later run has started but not finished
+        n_started = len(list(runs.glob("*/started.json")))
+        return table.exists() and n_started > len(list(runs.glob("*/result.json")))
+
+    deadline = time.time() + 120
+    while not mid_run() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    first = read_runs(table)
+    assert 1 <= len(first) < 6
+    subprocess.run(args, env=env, check=True, capture_output=True, timeout=300)
+    final = read_runs(table)
+    assert len(final) == 6 and final["config_hash"].is_unique
+    kept = final.set_index("config_hash").loc[first["config_hash"], "finished_at"]
+    assert list(kept) == list(first["finished_at"])  # finished runs were not retrained

@@ -469,7 +469,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "family": "mlp",
         "task": "ts-mlp",
-        "budgets": [20_000, 60_000],
+        "budgets": [60_000, 150_000],
         "depths": [2, 3, 4, 5, 6, 8],
         "seeds": 2,
         "data_ratio": 20.0,
