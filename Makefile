@@ -33,6 +33,7 @@ rust-test:
 
 stubtest: build
 	$(PY) -m mypy.stubtest nil._core --allowlist .ci/stubtest-allowlist.txt
+	$(PY) -m mypy python/nil
 
 pytest: build
 	$(PY) -m pytest -q

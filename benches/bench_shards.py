@@ -8,7 +8,9 @@ runs, each in a fresh subprocess that reports its wall time and peak RSS (resour
 Peak RSS is VmHWM of the child (/proc/self/status: the high-water mark of this process image,
 file pages it maps included; ru_maxrss would include the parent's size inherited at fork). CPU
 seconds are reported beside wall seconds because the machine is shared.
-- ``nil``:   ``nil.analyze(path)`` (verify blake3 + reduce + interaction statistics);
+- ``nil``:   ``nil.analyze(path)`` (verify blake3 + reduce + interaction statistics), default
+  precision "fast" (f32 products over blocks of 512 rows, f64 sums);
+- ``nil_exact``: the same with ``precision="exact"`` (f64 products; skip with --no-exact);
 - ``numpy``: what a user would write: ``safetensors.numpy.load_file`` per shard, ``astype(float32)``,
   ``X.T @ X`` accumulated in float64, then ``nil.interaction_stats`` on each AGOP.
 
@@ -36,7 +38,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[2])
 import nil
 t = time.perf_counter()
-recs = nil.analyze(sys.argv[1])
+recs = nil.analyze(sys.argv[1], precision=sys.argv[4])
 wall = time.perf_counter() - t
 np.save(sys.argv[3], np.stack([r.accumulator.matrix() for r in recs]))
 ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -113,8 +115,8 @@ def make_capture(path: Path, gb: float, dim: int, layers: int, shard_mb: int) ->
     return written * 2 * dim * layers / 1e6 / secs
 
 
-def child(code: str, path: Path, out: Path) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", code, str(path), str(REPO / "python"), str(out)],
+def child(code: str, path: Path, out: Path, *extra: str) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(REPO / "python"), str(out), *extra],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{proc.stdout}\n{proc.stderr}")
@@ -129,6 +131,7 @@ def main() -> int:
     ap.add_argument("--shard-mb", type=int, default=128, help="shard size in MiB (default 128)")
     ap.add_argument("--dir", default=str(REPO / "bench-out" / "shards"), help="where the capture lives")
     ap.add_argument("--delete", action="store_true", help="delete the capture afterwards")
+    ap.add_argument("--no-exact", action="store_true", help="skip the nil precision='exact' run")
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args()
 
@@ -142,9 +145,12 @@ def main() -> int:
     size = sum(f.stat().st_size for f in (path / "shards").glob("*.safetensors"))
     out = path.parent
     res: dict[str, dict[str, float]] = {}
-    for name, code in [("cat", CAT_CHILD), ("nil", NIL_CHILD), ("numpy", NUMPY_CHILD)]:
+    runs = [("cat", CAT_CHILD, []), ("nil", NIL_CHILD, ["fast"]), ("numpy", NUMPY_CHILD, [])]
+    if not args.no_exact:
+        runs.append(("nil_exact", NIL_CHILD, ["exact"]))
+    for name, code, extra in runs:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        res[name] = child(code, path, out / f"{name}.npy")
+        res[name] = child(code, path, out / f"{name}.npy", *extra)
         res[name]["gb_per_s"] = size / 1e9 / res[name]["wall_s"]
     a, b = np.load(out / "nil.npy"), np.load(out / "numpy.npy")
     rel = float(np.abs(a - b).max() / np.abs(a).max())
@@ -157,13 +163,14 @@ def main() -> int:
         "results": res,
         "speedup_nil_vs_numpy": res["numpy"]["wall_s"] / res["nil"]["wall_s"],
         "cpu_ratio_numpy_over_nil": res["numpy"]["cpu_s"] / res["nil"]["cpu_s"],
+        "speedup_nil_exact_vs_numpy": res["numpy"]["wall_s"] / res["nil_exact"]["wall_s"] if "nil_exact" in res else None,
         "nil_fraction_of_cat": res["cat"]["wall_s"] / res["nil"]["wall_s"],
         "max_rel_diff_nil_vs_numpy": rel,
     }
     print(json.dumps(summary, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
-    for f in ("nil.npy", "numpy.npy", "cat.npy"):
+    for f in ("nil.npy", "numpy.npy", "cat.npy", "nil_exact.npy"):
         (out / f).unlink(missing_ok=True)
     if args.delete:
         shutil.rmtree(path)

@@ -8,7 +8,8 @@ OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 SITE=$(pwd)/.device/site
 python3 -m pip install -q --no-deps --no-index --target "$SITE" .device/wheels/*.whl .device/dist/*.whl 2>&1 | tail -2
-export PYTHONPATH=$SITE
+cp "$SITE"/nil/_core*.so python/nil/  # benches and tests put python/ first on sys.path
+export PYTHONPATH=$(pwd)/python:$SITE
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch, nil; print('torch', torch.__version__, 'nil', nil.__version__, 'threads', nil._core.num_threads())" | tee -a "$OUT/gpu.txt"
 cases=${*:-capture train memory tests}
@@ -18,6 +19,8 @@ for c in $cases; do
     capture) python3 benches/bench_capture_gpu.py --out "$OUT/capture.json" > "$OUT/capture.log" 2>&1 ;;
     train) python3 benches/bench_train_gpu.py --out "$OUT/train.json" > "$OUT/train.log" 2>&1 ;;
     memory) python3 benches/bench_superposition_memory.py > "$OUT/memory.json" 2> "$OUT/memory.log" ;;
+    scaling) python3 benches/bench_scaling.py --gb 4 --threads 1,2,4,8,16 --ray-cpus "" --dir /tmp --json "$OUT/scaling.json" > "$OUT/scaling.log" 2>&1 ;;
+    disk) { dd if=/dev/zero of=/tmp/nil-dd bs=1M count=2048 conv=fsync 2>&1 | tail -1; rm -f /tmp/nil-dd; } > "$OUT/disk.txt" ;;
     tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py -m gpu > "$OUT/tests.log" 2>&1 ;;
   esac
   echo "$c exited $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"

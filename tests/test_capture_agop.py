@@ -130,6 +130,7 @@ def test_conv_patch_agop_equals_jacrev() -> None:
 
 
 def test_token_stride_and_all_positions(gpt: TinyGPT, tokens: list[torch.Tensor]) -> None:
+    tokens = [tokens[0][:2]]
     x = torch.cat(tokens)
     strided = capture_agop(gpt, tokens, layers=["blocks.0"], probes="exact", token_stride=2, progress=False)
     with torch.no_grad():

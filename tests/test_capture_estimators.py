@@ -74,15 +74,15 @@ def test_reference_jvp_within_its_variance(net: LinearNet) -> None:
 def test_reference_jvp_on_a_transformer_within_variance() -> None:
     torch.manual_seed(0)
     gpt = TinyGPT(sdpa=False).eval()
-    x = [torch.randint(0, 13, (4, 6), generator=torch.Generator().manual_seed(5))]
+    x = [torch.randint(0, 13, (3, 6), generator=torch.Generator().manual_seed(5))]
     p = torch.randn(3, 13, generator=torch.Generator().manual_seed(6)) / 3**0.5
     exact = capture_agop(gpt, x, mode="output", project=p, progress=False)["output"].matrix
     per_sample = [
         capture_agop(gpt, [x[0][b : b + 1]], mode="output", project=p, progress=False)["output"].matrix
-        for b in range(4)
+        for b in range(3)
     ]
-    probes = 64
-    var = sum(np.outer(np.diag(m), np.diag(m)) + m**2 for m in per_sample) / (16 * probes)
+    probes = 16
+    var = sum(np.outer(np.diag(m), np.diag(m)) + m**2 for m in per_sample) / (9 * probes)
     est = capture_agop(
         gpt, x, mode="output", project=p, estimator="reference-jvp", probes=probes, progress=False
     )["output"].matrix
@@ -113,11 +113,11 @@ def test_reference_jvp_reproduces_the_reference_draws() -> None:
     torch.manual_seed(0)
     gpt = TinyGPT(sdpa=False).eval()
     batches = [torch.randint(0, 13, (3, 6), generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
-    want = _reference_loop(gpt, batches, 4, 5)
-    got = capture_agop(gpt, batches, mode="output", project=4, estimator="reference-jvp", probes=5,
+    want = _reference_loop(gpt, batches, 4, 3)
+    got = capture_agop(gpt, batches, mode="output", project=4, estimator="reference-jvp", probes=3,
                        progress=False)["output"].matrix
     tol = 1e-5 * np.abs(want).max()  # the reference sums in float32, nil in float64
     np.testing.assert_allclose(got, want, rtol=0, atol=tol)
-    micro = capture_agop(gpt, batches, mode="output", project=4, estimator="reference-jvp", probes=5,
+    micro = capture_agop(gpt, batches, mode="output", project=4, estimator="reference-jvp", probes=3,
                          micro_batch=2, progress=False)["output"].matrix
     np.testing.assert_allclose(micro, want, rtol=0, atol=tol)

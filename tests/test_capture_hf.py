@@ -48,7 +48,7 @@ def _local_model(name: str, tmp_path: Path) -> Any:
 
 def _batches() -> list[dict[str, torch.Tensor]]:
     g = torch.Generator().manual_seed(3)
-    return [{"input_ids": (ids := torch.randint(1, V, (2, 5), generator=g)),
+    return [{"input_ids": (ids := torch.randint(1, V, (1, 5), generator=g)),
              "attention_mask": torch.ones_like(ids), "labels": ids} for _ in range(2)]
 
 

@@ -78,7 +78,8 @@ def simulate(seed: int = 0, budgets=(3e5, 1e6, 3e6, 1e7), depths=(1, 2, 3, 4, 6,
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(-5, 5), st.floats(-10, 10, allow_nan=False)), min_size=3, max_size=25))
+@given(st.lists(st.tuples(st.integers(-5, 5), st.sampled_from([0.1, 1e-300, 3.7]) | st.floats(-10, 10, allow_nan=False)),
+                min_size=3, max_size=25))
 def test_correlations_match_scipy(pairs):
     x = np.array([p[0] for p in pairs], dtype=float)
     y = np.array([p[1] for p in pairs], dtype=float)
@@ -250,6 +251,17 @@ def test_one_outlier_shape_is_dropped():
     assert abs(math.log(plain.smooth.ratio_star / 0.02)) > abs(math.log(b.smooth.ratio_star / 0.02))
 
 
+def test_single_seed_tables_get_residual_bootstrap_intervals():
+    runs = simulate(seed=8, seeds=1, noise=0.004)
+    fit = nil.fit_interval(runs, bootstrap=1000, seed=1, metrics=[])
+    widths = [b.ratio_star_ci.hi - b.ratio_star_ci.lo for b in fit.budgets]
+    assert all(w > 0 for w in widths)
+    assert sum(b.ratio_star_ci.lo <= 0.02 <= b.ratio_star_ci.hi for b in fit.budgets) >= 3
+    assert 0 < min(b.argmin_repeat for b in fit.budgets) and max(b.argmin_repeat for b in fit.budgets) <= 1
+    fixed = nil.fit_interval(runs, bootstrap=200, residual_bootstrap=False, metrics=[])
+    assert all(b.ratio_star_ci.lo == b.ratio_star_ci.hi == b.smooth.ratio_star for b in fixed.budgets)
+
+
 # ---------------------------------------------------------------- degenerate tables
 
 
@@ -321,7 +333,9 @@ def test_every_container_gives_the_same_answer(tmp_path):
     df = pd.DataFrame(runs)
     _write_csv(tmp_path / "r.csv", runs)
     pq.write_table(pa.Table.from_pandas(df), tmp_path / "r.parquet")
-    inputs = [runs, df, pa.Table.from_pandas(df), tmp_path / "r.csv", str(tmp_path / "r.parquet")]
+    (tmp_path / "sweep").mkdir()
+    pq.write_table(pa.Table.from_pandas(df), tmp_path / "sweep" / "runs.parquet")
+    inputs = [runs, df, pa.Table.from_pandas(df), tmp_path / "r.csv", str(tmp_path / "r.parquet"), tmp_path / "sweep"]
     try:
         import polars as pl
 
@@ -378,6 +392,8 @@ def test_cli_on_reference_csv(run_cli, tmp_path):
         assert (tmp_path / "figs" / name).stat().st_size > 10_000
     table = run_cli("interval", str(path), "--bootstrap", "100", "--permutations", "100", check=True).stdout
     assert "auto-detected" in table and "span band" in table and "R̂*" in table and "one seed" in table
+    for b in out["budgets"]:  # one seed per shape: residual bootstrap still gives a real interval
+        assert b["ratio_star_ci"]["lo"] < b["smooth"]["ratio_star"] < b["ratio_star_ci"]["hi"]
 
 
 def test_cli_error_names_the_file_and_columns(run_cli, tmp_path):

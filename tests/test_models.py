@@ -142,6 +142,9 @@ def test_sdpa_equals_explicit_mask_attention():
     explicit.load_state_dict(sdpa.state_dict())
     x = torch.randint(0, 50, (3, 24), generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(sdpa(x), explicit(x), rtol=1e-5, atol=1e-5)
+    for block in sdpa.blocks:  # the zero-padded head path the fused CUDA kernels use
+        block.attn.pad_heads = True
+    torch.testing.assert_close(sdpa(x), explicit(x), rtol=1e-5, atol=1e-5)
 
 
 def test_forward_shapes_and_causality():
@@ -179,5 +182,7 @@ def test_reference_init_scales():
     assert model.blocks[0].fc1.weight.std().item() == pytest.approx(0.02, rel=0.05)
     assert model.blocks[0].fc2.weight.std().item() == pytest.approx(0.02 / (2 * 4) ** 0.5, rel=0.05)
     assert torch.equal(model.ln_f.weight, torch.ones(64))
+    assert model.pos_emb.std().item() == pytest.approx(0.02, rel=0.1)
+    assert [n for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)] == ["tok_emb"]
     gru = build("gru", 1, 16, seed=0, in_dim=2)
     assert gru(torch.randn(3, 5, 2)).shape == (3, 64)

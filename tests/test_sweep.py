@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -114,6 +115,19 @@ def test_worker_pool_matches_in_process_results(tmp_path):
         assert pooled.loc[h, "test_loss"] == pytest.approx(local.loc[h, "test_loss"], rel=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("NIL_TEST_RAY"), reason="starts a local Ray instance (~35 s); set NIL_TEST_RAY=1")
+def test_ray_local_runs_match_in_process_results(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    ray_table = _sweep(tmp_path / "ray", budgets=[2000], depths=[1, 2], seeds=1, ray="local").set_index("config_hash")
+    local = _sweep(tmp_path / "local", budgets=[2000], depths=[1, 2], seeds=1).set_index("config_hash")
+    assert set(ray_table.index) == set(local.index)
+    for h in local.index:
+        assert ray_table.loc[h, "test_loss"] == pytest.approx(local.loc[h, "test_loss"], rel=1e-6)
+    assert len(list((tmp_path / "ray" / "runs").glob("*/result.json"))) == 2
+
+
 def test_capture_columns_enter_the_table(tmp_path):
     table = _sweep(tmp_path, budgets=[2000], depths=[2], seeds=1, capture={"project": 4, "probes": 4})
     row = table.iloc[0]
@@ -136,21 +150,26 @@ def test_summary_marks_the_best_depth_per_budget():
     assert math.isnan(rows[(2, 2)]["test_loss_se"])
 
 
-def test_cli_sweep_plan_json_and_resume(run_cli, tmp_path):
+def test_cli_sweep_plan_json_and_resume(run_cli, tmp_path, capsys):
+    from nil.cli import main
+
     args = ["sweep", "--family", "mlp", "--task", "ts-mlp", "--budgets", "2k,4k", "--depths", "1-2", "--seeds", "1",
             "--data-ratio", "2", "--out", str(tmp_path), "--task-arg", "in_dim=8", "--task-arg", "out_dim=4",
             "--task-arg", "teacher_width=16", "--task-arg", "n_test=256", "--multiple", "2", "--min-width", "4",
             "--lr", "3e-3", "--batch-size", "64", "--warmup", "5", "--eval-every", "10", "--no-capture",
             "--device", "cpu", "--no-progress"]
-    plan = json.loads(run_cli(*args, "--plan", "--json", check=True).stdout)
+    assert main([*args, "--plan", "--json"]) == 0  # the planner through the same entry point, in-process
+    plan = json.loads(capsys.readouterr().out)
     assert plan["runs"] == 4 and {s["budget"] for s in plan["shapes"]} == {2000, 4000}
+    assert not (tmp_path / "runs.parquet").exists()
     out = json.loads(run_cli(*args, "--json", check=True).stdout)
     assert out["runs"] == 4 and sum(r["best"] for r in out["summary"]) == 2
     before = (tmp_path / "runs.parquet").stat().st_mtime_ns
     text = run_cli(*args, check=True).stdout
     assert "Shape sweep" in text and (tmp_path / "runs.parquet").stat().st_mtime_ns == before
-    bad = run_cli("sweep", "--family", "gpt", "--task", "digits", "--budgets", "1k", "--depths", "1", "--out", str(tmp_path / "x"))
-    assert bad.returncode == 1 and "supports the model families" in bad.stderr
+    assert main(["sweep", "--family", "gpt", "--task", "digits", "--budgets", "1k", "--depths", "1",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "supports the model families" in capsys.readouterr().err
 
 
 def test_demo_preset_is_a_valid_sweep():
@@ -160,3 +179,33 @@ def test_demo_preset_is_a_valid_sweep():
                       capture=p["capture"])
     assert len(p["budgets"]) == 2 and len(p["depths"]) >= 5 and p["seeds"] == 2
     assert len(plan.runs) == 2 * len(p["depths"]) * 2 and not plan.skipped
+
+
+FAMILY_TASKS = [
+    ("gpt", "bytes", {"seq_len": 32, "val_fraction": 0.2, "test_fraction": 0.2, "capture_windows": 16}, {}, 20000),
+    ("gpt", "ts-gpt", {"in_dim": 12, "out_dim": 4, "n_test": 64, "n_val": 64, "capture_subset": 16}, {}, 8000),
+    ("gru", "ts-mlp", {"in_dim": 12, "out_dim": 4, "n_test": 64, "n_val": 64, "capture_subset": 16}, {}, 3000),
+    ("cnn", "digits", {"capture_subset": 16}, {}, 5000),
+    ("mlp", "digits", {"capture_subset": 16}, {"style": "residual"}, 5000),
+]
+
+
+@pytest.mark.parametrize("family,task,task_options,model_options,budget", FAMILY_TASKS,
+                         ids=[f"{f}-{t}" for f, t, *_ in FAMILY_TASKS])
+def test_every_family_and_task_sweeps_with_capture(tmp_path, family, task, task_options, model_options, budget):
+    if task == "bytes":
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        for i in range(30):
+            (corpus / f"{i}.py").write_text(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" * (10 + i))
+        task_options = {**task_options, "corpus": str(corpus)}
+    table = _sweep(tmp_path / "out", family=family, task=task, budgets=[budget], depths=[2], seeds=1,
+                   data_ratio=1.0, task_options=task_options, model_options=model_options,
+                   width_options={"multiple": 4, "min_width": 4, "max_pad": 0.5},
+                   train=FAST.replace(max_steps=15, batch_size=32), capture={"project": 4, "probes": 2})
+    row = table.iloc[0]
+    assert row.active_params + row.pad_params == budget and row.steps == 15
+    assert math.isfinite(row.test_loss) and 0.0 <= row.out_aofe_ratio <= 1.0
+    assert row.n_layers == 2 and math.isfinite(row.agop_aofe_ratio_L1)
+    # Only a token-embedding model reports the WᵀW statistics of an input embedding.
+    assert math.isfinite(row.wtw_emb_aofe_ratio) == (task == "bytes")

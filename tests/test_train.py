@@ -86,6 +86,7 @@ def test_no_decay_group_holds_norms_embeddings_and_biases():
     decayed = {id(p) for p in decay["params"]}
     assert id(model.blocks[0].fc1.weight) in decayed and id(model.head.weight) in decayed
     assert id(model.tok_emb.weight) not in decayed and id(model.ln_f.weight) not in decayed
+    assert id(model.pos_emb) not in decayed
     assert rest["weight_decay"] == 0.0
     n = sum(p.numel() for p in decay["params"]) + sum(p.numel() for p in rest["params"])
     assert n == sum(p.numel() for p in model.parameters())

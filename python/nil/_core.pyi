@@ -10,6 +10,8 @@ import numpy.typing as npt
 
 __all__ = [
     "AgopAccumulator",
+    "correlation",
+    "fit_interval",
     "fit_nfa_power",
     "interaction_stats",
     "load_accumulators",
@@ -17,6 +19,16 @@ __all__ = [
     "num_threads",
     "save_accumulators",
     "superposition_stats",
+    "shard_write",
+    "manifest_write",
+    "manifest_read",
+    "shard_verify",
+    "file_blake3",
+    "verify_capture",
+    "reduce_capture",
+    "partial_write",
+    "partial_read",
+    "partial_merge",
 ]
 
 @final
@@ -55,3 +67,56 @@ def fit_nfa_power(
     wtw: npt.NDArray[np.float64], agop: npt.NDArray[np.float64], criterion: str, lo: float, hi: float
 ) -> dict[str, Any]: ...
 def num_threads() -> int: ...
+
+# Gradient shards (rust/python/src/shards.rs; typed API in nil.shards).
+def shard_write(
+    path: str | PathLike[str],
+    tensors: list[tuple[str, str, int, int, npt.NDArray[np.uint8]]],
+    metadata: dict[str, str],
+) -> tuple[int, str]: ...
+def manifest_write(dir: str | PathLike[str], text: str) -> None: ...
+def manifest_read(dir: str | PathLike[str]) -> str: ...
+def shard_verify(dir: str | PathLike[str], index: int) -> None: ...
+def file_blake3(path: str | PathLike[str]) -> str: ...
+def verify_capture(dir: str | PathLike[str]) -> dict[str, Any]: ...
+def reduce_capture(
+    dir: str | PathLike[str],
+    layers: list[str] | None = None,
+    skip_nonfinite: bool = False,
+    fast: bool = True,
+    progress: Any | None = None,
+    shards: tuple[int, int] | None = None,
+) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
+def partial_write(
+    path: str | PathLike[str],
+    entries: list[tuple[str, AgopAccumulator]],
+    sources: list[str],
+    metadata: dict[str, str],
+) -> None: ...
+def partial_read(path: str | PathLike[str]) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
+def partial_merge(
+    inputs: list[str | PathLike[str]], skip_nonfinite: bool = False, fast: bool = True
+) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
+
+# interval fitting (rust/python/src/interval.rs); NaN arrives as None in the returned dicts
+def fit_interval(
+    budget: npt.NDArray[np.float64],
+    ratio: npt.NDArray[np.float64],
+    loss: npt.NDArray[np.float64],
+    metrics: list[tuple[str, npt.NDArray[np.float64]]],
+    *,
+    eps: float,
+    bootstrap: int,
+    seed: int,
+    ci: float,
+    interval_budgets: list[float] | None,
+    frontier_x: list[str],
+    permutations: int,
+    se_floor: float,
+    outlier_threshold: float,
+    window: int,
+    residual_bootstrap: bool = True,
+) -> dict[str, Any]: ...
+def correlation(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], permutations: int, seed: int
+) -> dict[str, Any]: ...

@@ -14,7 +14,7 @@ import numpy as np
 from .accumulator import AgopAccumulator
 from .errors import ShapeError
 
-__all__ = ["all_reduce_accumulators", "rank_dir"]
+__all__ = ["all_reduce_accumulators", "all_reduce_capture", "rank_dir"]
 
 
 def _dist() -> Any:
@@ -61,3 +61,15 @@ def all_reduce_accumulators(
         dist.all_reduce(counts, group=group)
         out[name] = AgopAccumulator.from_sum(total.cpu().numpy(), int(counts[0]), int(counts[1]))
     return out
+
+
+def all_reduce_capture(records: Mapping[str, Any], group: Any = None) -> dict[str, Any]:
+    """``capture_agop``'s per-layer records summed over ranks: the same layers with the total rows,
+    so every rank holds what one process capturing all ranks' batches would have computed."""
+    from .capture.record import LayerAgop
+
+    totals = all_reduce_accumulators({n: r.accumulator for n, r in records.items()}, group)
+    return {
+        n: LayerAgop(name=r.name, kind=r.kind, accumulator=totals[n], settings=dict(r.settings))
+        for n, r in records.items()
+    }

@@ -186,7 +186,7 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **dict(arrays))
+    np.savez(buf, **dict(arrays))  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -278,7 +278,10 @@ def _run_local(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progress
     for spec in todo:
         rec.started(spec, device)
         bars.start(spec.run_id, _label(spec, device))
-        row, subsets = _execute(spec.config(), device, lambda s, t, r=spec.run_id: bars.step(r, s, t), threads)
+        def step(s: int, t: int, run_id: str = spec.run_id) -> None:
+            bars.step(run_id, s, t)
+
+        row, subsets = _execute(spec.config(), device, step, threads)
         rec.finished(spec, row, subsets)
         bars.finish(spec.run_id)
 
@@ -334,12 +337,23 @@ def _run_ray(todo: list[RunSpec], address: str, rec: _Recorder, bars: _Progress,
         import ray
     except ImportError:
         raise NilValueError("--ray needs the ray package: pip install 'ray[default]'") from None
-    import torch
 
     package_root = str(Path(__file__).resolve().parents[1])
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}}
+    started_here = not ray.is_initialized()
+    local: dict[str, Any] = {"include_dashboard": False} if address == "local" else {}
     ray.init(address=None if address == "local" else address, runtime_env=env, ignore_reinit_error=True,
-             log_to_driver=False)
+             log_to_driver=False, **local)
+    try:
+        _submit_ray(ray, todo, address, rec, bars, threads)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _submit_ray(ray: Any, todo: list[RunSpec], address: str, rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+    import torch
+
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and (address != "local" or torch.cuda.is_available())
     remote = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=1)(_ray_task)
     refs = {}
@@ -386,7 +400,7 @@ def sweep(
     ``capture``: True for ``interaction_report``'s defaults, a dict of its keyword arguments
     (plus ``batch_size``), or False. ``threads``: torch threads of a CPU worker (1 suits small
     models and shared machines). See the module docstring for resuming and scheduling."""
-    cap = None if capture is False else ({} if capture is True else dict(capture))  # type: ignore[arg-type]
+    cap = None if capture is False else ({} if capture is True else dict(capture))
     plan = plan_sweep(family, task, budgets, depths, seeds, data_ratio=data_ratio, task_options=task_options,
                       model_options=model_options, rule=rule, width_options=width_options, train=train,
                       capture=cap, init=init)
@@ -405,7 +419,9 @@ def sweep(
     })
     bars = _Progress(progress, len(todo))
     try:
-        if ray is not None:
+        if not todo:
+            pass
+        elif ray is not None:
             _run_ray(todo, ray, rec, bars, threads)
         else:
             devices = resolve_devices(device)

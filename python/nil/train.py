@@ -140,10 +140,11 @@ def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not config.no_decay_norm_emb:
         return [{"params": [p for _, p in params], "weight_decay": config.weight_decay}]
-    no_decay_ids = set()
+    no_decay_ids: set[int] = set()
     for m in model.modules():
         if isinstance(m, (nn.Embedding, nn.LayerNorm, nn.GroupNorm)):
             no_decay_ids.update(id(p) for p in m.parameters(recurse=False))
+    no_decay_ids.update(id(p) for n, p in params if n.split(".")[-1] == "pos_emb")  # gpt's position table
     decay = [p for _, p in params if p.dim() >= 2 and id(p) not in no_decay_ids]
     rest = [p for _, p in params if p.dim() < 2 or id(p) in no_decay_ids]
     return [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
@@ -205,7 +206,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(warmup, max_steps, config.min_lr_ratio))
     order = generator(seed, 0x5EED)
     best = _BestState(model)
-    best_val, best_step, stale, history = math.inf, 0, 0, []
+    best_val, best_step, stale = math.inf, 0, 0
+    history: list[dict[str, float]] = []
     stopped_early = diverged = False
     params = [p for p in model.parameters() if p.requires_grad]
     perm = torch.randperm(n_train, generator=order).to(device)
@@ -225,7 +227,7 @@ def train(
             pred = model(x)
         loss = loss_mean(data.loss, pred, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         opt.step()

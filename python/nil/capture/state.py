@@ -20,13 +20,13 @@ def capture_mode(model: nn.Module) -> Iterator[None]:
     modes = [(m, m.training) for m in model.modules()]
     grads = [(p, p.requires_grad) for p in model.parameters()]
     precision = torch.get_float32_matmul_precision()
-    cudnn_tf32 = torch.backends.cudnn.allow_tf32
+    cudnn_tf32 = _cudnn_tf32(None)
     try:
         model.eval()
         for p, _ in grads:
             p.requires_grad_(False)
         torch.set_float32_matmul_precision("highest")
-        torch.backends.cudnn.allow_tf32 = False
+        _cudnn_tf32(False)
         with torch.enable_grad():
             yield
     finally:
@@ -35,7 +35,20 @@ def capture_mode(model: nn.Module) -> Iterator[None]:
         for p, flag in grads:
             p.requires_grad_(flag)
         torch.set_float32_matmul_precision(precision)
-        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+        if cudnn_tf32 is not None:
+            _cudnn_tf32(cudnn_tf32)
+
+
+def _cudnn_tf32(value: bool | None) -> bool | None:
+    """Reads (``value=None``) or sets cuDNN's TF32 flag; None when this torch refuses the legacy
+    flag (e.g. after the new ``fp32_precision`` API was used), in which case it is left alone."""
+    try:
+        if value is None:
+            return bool(torch.backends.cudnn.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = value
+        return value
+    except RuntimeError:
+        return None
 
 
 def model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:

@@ -40,7 +40,16 @@ def register(sub: Any) -> None:
         "--convention", choices=["exact", "reference-sweep", "reference-scan"], default="exact",
         help="epsilon convention of the statistics (default: exact)",
     )
+    p.add_argument(
+        "--precision", choices=["fast", "exact"], default="fast",
+        help="fast: f32 products over blocks of 512 rows, f64 sums (~1e-6 relative error; default); exact: f64 products",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="reduce groups of shards as Ray tasks on the cluster at ADDRESS ('local', the default "
+        "when no address is given, starts one here); the capture must be on a filesystem every node sees",
+    )
     p.set_defaults(func=run)
 
 
@@ -54,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
         layers = [x for item in args.layers for x in item.split(",") if x]
     t0 = time.perf_counter()
     records = analyze(
-        args.path, layers, args.nonfinite, convention=args.convention, save_agop=args.save_agop,
+        args.path, layers, args.nonfinite, convention=args.convention, precision=args.precision,
+        save_agop=args.save_agop,
         progress=not (args.no_progress or args.json or args.csv),
+        ray=args.ray,
     )
     rows = [r.to_dict() for r in records]
     if args.json:

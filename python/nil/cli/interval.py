@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
         ),
         epilog="example: nil interval runs.csv --budgets 1e6,1.3e6,1.6e6,2e6 --frontier-x wtw_aofe_ratio --plot figs/",
     )
-    p.add_argument("runs", help="runs table: .csv or .parquet")
+    p.add_argument("runs", help="runs table: .csv, .parquet, or a `nil sweep` directory (its runs.parquet)")
     p.add_argument("--budget-col", default="budget", help="budget column (default 'budget'; else target_n, … are tried)")
     p.add_argument("--ratio-col", default="ratio",
                    help="depth/width ratio column (default 'ratio'; else depth/d_model is computed, or depth_over_d_model, alpha)")
@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     pct = f"{fit.ci:.0%}"
     if fit.bootstrap and all(max(b.seeds) == 1 for b in fit.budgets):
-        print("note: every shape has one seed, so the seed bootstrap has nothing to resample and its CIs "
-              "collapse to the point estimate; run ≥ 3 seeds per shape for honest intervals")
+        print("note: every shape has one seed: CIs come from resampling each budget's fit residuals "
+              "(they assume the quadratic holds); ≥ 3 seeds per shape give model-free intervals")
     rows = []
     for b in fit.budgets:
         s = b.smooth

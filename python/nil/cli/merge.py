@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="capture directories or partial AGOP files")
     p.add_argument("--nonfinite", choices=["raise", "skip"], default="raise",
                    help="rows holding NaN/Inf in capture directories: raise (default) or skip and count")
+    p.add_argument("--precision", choices=["fast", "exact"], default="fast",
+                   help="products when reducing capture directories: fast (f32 blocks, default) or exact (f64)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--json", action="store_true", help="print the merged layers as JSON")
     p.set_defaults(func=run)
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..shards import merge
     from ._table import print_json, print_table
 
-    accs = merge(args.out, *args.paths, nonfinite=args.nonfinite, overwrite=args.force)
+    accs = merge(args.out, *args.paths, nonfinite=args.nonfinite, precision=args.precision, overwrite=args.force)
     rows = [{"layer": n, "rows": a.count, "dim": a.dim, "nonfinite": a.nonfinite} for n, a in accs.items()]
     if args.json:
         print_json({"out": args.out, "layers": rows})

@@ -71,6 +71,10 @@ def _literal(v: str) -> Any:
         return v
 
 
+def _mean_se(mean: float, se: float) -> str:
+    return f"{mean:.4g}" if not math.isfinite(se) else f"{mean:.4g}±{se:.1g}"
+
+
 def register(sub: Any) -> None:
     """Adds the ``sweep`` verb."""
     p = sub.add_parser(
@@ -201,7 +205,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"summary": rows, "runs": len(table), "seconds": wall, "out": str(args.out)})
         return 0
-    cols = ["budget", "depth", "width", "ratio", "seeds", "test_loss", "test_loss_se", *metrics, "best"]
-    print_table(f"Shape sweep: {s['family']} on {s['task']} (mean over seeds; best = lowest test loss)", cols, rows)
+    short = {"agop_aofe_ratio_mean": "AGOP ratio", "out_aofe_ratio": "out ratio", "nfa_pearson_mean": "NFA r"}
+    display = [{"budget": r["budget"], "depth": r["depth"], "width": r["width"], "R_D/W": r["ratio"],
+                "test loss": _mean_se(r["test_loss"], r["test_loss_se"]),
+                **{short[m]: r.get(m, math.nan) for m in metrics}, "best": "<-" if r.get("best") else ""}
+               for r in rows]
+    cols = ["budget", "depth", "width", "R_D/W", "test loss", *[short[m] for m in metrics], "best"]
+    print_table(f"Shape sweep: {s['family']} on {s['task']} (mean±se over {rows[0]['seeds'] if rows else 0} seeds; <- lowest per budget)",
+                cols, display)
     print(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
     return 0

@@ -63,6 +63,7 @@ def fit_interval(
     se_floor: float = 0.5,
     outlier_threshold: float = 4.0,
     window: int = 3,
+    residual_bootstrap: bool = True,
 ) -> IntervalFit:
     """Fits the efficient interval of ``runs`` (one row per budget × shape × seed).
 
@@ -74,7 +75,10 @@ def fit_interval(
     every budget is still fitted). ``bootstrap``: replicates for percentile CIs at level ``ci``
     (0 skips them). ``metrics``: columns correlated with loss per budget (default: columns named like
     interaction metrics); ``frontier_x``: columns x of extra frontier laws loss* = a·x^b.
-    ``se_floor``, ``outlier_threshold``, ``window``: see docs/interval.md.
+    A shape with one seed has nothing to resample: with ``residual_bootstrap`` (default) it is
+    resampled from its budget's smooth fit (fitted value plus a drawn residual), so tables with one
+    run per shape, like the reference's, still get intervals. ``se_floor``, ``outlier_threshold``,
+    ``window``: see docs/interval.md.
 
     Rows with NaN loss are left out and counted; budgets with fewer than 3 shapes have no smooth fit
     (``vertex == "no_fit"``); an optimum at the sweep edge is flagged, never extrapolated.
@@ -100,6 +104,7 @@ def fit_interval(
         se_floor=float(se_floor),
         outlier_threshold=float(outlier_threshold),
         window=int(window),
+        residual_bootstrap=bool(residual_bootstrap),
     )
     frontier = {}
     for f in raw["frontier"]:

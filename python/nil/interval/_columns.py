@@ -75,11 +75,14 @@ def load_columns(runs: Any) -> tuple[str, dict[str, np.ndarray]]:
     """Numeric columns of a runs table as float64 arrays, with a description of the source.
 
     ``runs`` is a pandas or polars DataFrame, a pyarrow Table, a mapping of column name to values,
-    or the path of a CSV or Parquet file. Non-numeric columns are left out.
+    the path of a CSV or Parquet file, or a ``nil sweep`` directory (its runs.parquet). Non-numeric
+    columns are left out.
     """
     raw: Mapping[str, Any]
     if isinstance(runs, (str, Path)):
         path = Path(runs)
+        if path.is_dir() and (path / "runs.parquet").is_file():  # a `nil sweep` output directory
+            path = path / "runs.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: runs table not found")
         source = str(path)

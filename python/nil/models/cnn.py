@@ -60,7 +60,8 @@ class CNN(nn.Module):
         h = F.gelu(self.stem_norm(self.stem(x)))
         for block in self.blocks:
             h = block(h)
-        return self.head(self.norm(h.mean(dim=(2, 3))))
+        out: torch.Tensor = self.head(self.norm(h.mean(dim=(2, 3))))
+        return out
 
 
 def cnn_param_count(

@@ -42,17 +42,35 @@ class CausalSelfAttention(nn.Module):
         self.attention = attention
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
+        self.pad_heads: bool | None = None  # None: pad on CUDA when head_dim is not a multiple of 8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.attention == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = _sdpa(q, k, v, self.head_dim, self.pad_heads)
         else:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
             y = scores.masked_fill(mask, float("-inf")).softmax(dim=-1) @ v
-        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+        out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return out
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_dim: int, pad: bool | None) -> torch.Tensor:
+    """Causal SDPA. The fused CUDA kernels (flash, memory-efficient) need a head dimension that is
+    a multiple of 8 in 16-bit precision; a smaller one (the reference's 4) would fall back to the
+    math kernel, which materialises B×H×T×T scores. Zero-padding q, k and v to the next multiple of
+    8 and keeping the scale 1/√head_dim gives exactly the same attention (the padded dimensions
+    add 0 to every score and produce outputs that are sliced off) with a fused kernel."""
+    if pad is None:
+        pad = q.is_cuda and head_dim % 8 != 0
+    if not pad:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    extra = -head_dim % 8
+    q, k, v = (F.pad(t, (0, extra)) for t in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / math.sqrt(head_dim))
+    return y[..., :head_dim]
 
 
 class Block(nn.Module):
@@ -68,7 +86,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        out: torch.Tensor = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        return out
 
 
 class GPT(nn.Module):
@@ -95,7 +114,9 @@ class GPT(nn.Module):
         if self.out_dim is None:
             raise NilValueError("gpt: scalar-sequence inputs (vocab=None) need out_dim")
         self.tok_emb: nn.Module = nn.Embedding(vocab, width) if vocab is not None else nn.Linear(in_dim, width)
-        self.pos_emb = nn.Embedding(seq_len, width)
+        # Positions as a plain parameter, so the only nn.Embedding is the token embedding (capture
+        # reports the WᵀW statistics of the first nn.Embedding as the input embedding's).
+        self.pos_emb = nn.Parameter(torch.zeros(seq_len, width))
         self.blocks = nn.ModuleList(Block(width, head_dim, d_ff_mult * width, attention) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, self.out_dim, bias=vocab is None)
@@ -107,8 +128,12 @@ class GPT(nn.Module):
         t = x.shape[1]
         if t > self.seq_len:
             raise NilValueError(f"gpt: sequence length {t} exceeds the model's seq_len {self.seq_len}")
-        pos = self.pos_emb(torch.arange(t, device=x.device))
-        return self.tok_emb(x) + pos
+        out: torch.Tensor = self.tok_emb(x) + self.pos_emb[:t]
+        return out
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding (an nn.Linear for scalar-sequence inputs), as Hugging Face models name it."""
+        return self.tok_emb
 
     def forward_embedded(self, e: torch.Tensor) -> torch.Tensor:
         """The model from the embedding sum on: logits at every position (token inputs) or the
@@ -118,7 +143,8 @@ class GPT(nn.Module):
         h = self.ln_f(e)
         if self.vocab is None:
             h = h[:, -1]
-        return self.head(h)
+        out: torch.Tensor = self.head(h)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_embedded(self.embed(x))

@@ -31,7 +31,8 @@ class GRUNet(nn.Module):
         h = x if x.dim() == 3 else x.reshape(x.shape[0], -1, self.in_dim)
         for block in self.blocks:
             h, _ = block(h)
-        return self.head(h[:, -1])
+        out: torch.Tensor = self.head(h[:, -1])
+        return out
 
 
 def gru_param_count(depth: int, width: int, *, in_dim: int = 1, out_dim: int = 64, **_: object) -> ParamCount:

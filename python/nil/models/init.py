@@ -1,7 +1,8 @@
 """Seeded parameter initialisation from an explicit ``torch.Generator`` (METHOD §7 fix 9, R8:
 no code path touches the global RNG).
 
-``"default"`` redraws torch's own defaults (Linear/Conv U(±1/√fan_in), Embedding N(0, 1), GRU
+``"default"`` redraws torch's own defaults (Linear/Conv U(±1/√fan_in), Embedding and gpt's
+position table N(0, 1), GRU
 U(±1/√h), norms 1 and 0); ``"reference"`` is METHOD §4.4's Transformer init: every Linear and
 Embedding weight N(0, 0.02²), the residual output maps (``attn.proj``, ``fc2``) N(0, (0.02/√(2L))²),
 biases 0, norms 1 and 0. A frozen ``pad`` parameter stays zero.
@@ -41,6 +42,9 @@ def initialize(model: nn.Module, generator: torch.Generator, scheme: Init = "def
             bound = 1.0 / math.sqrt(module.hidden_size)
             for p in module.parameters(recurse=False):
                 _draw(p, generator, "uniform", bound)
+    pos = getattr(model, "pos_emb", None)
+    if isinstance(pos, nn.Parameter):  # gpt's learned positions: like an embedding table
+        _draw(pos, generator, "normal", 0.02 if scheme == "reference" else 1.0)
     pad = getattr(model, "pad", None)
     if isinstance(pad, nn.Parameter):
         pad.zero_()

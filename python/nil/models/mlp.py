@@ -38,7 +38,8 @@ class PreNormBlock(nn.Module):
         self.fc = nn.Linear(w, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc(F.gelu(self.norm(x)))
+        out: torch.Tensor = x + self.fc(F.gelu(self.norm(x)))
+        return out
 
 
 class PlainBlock(nn.Module):
@@ -61,7 +62,8 @@ class ResidualBlock(nn.Module):
         self.fc2 = nn.Linear(w, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(F.gelu(self.fc1(F.gelu(x)))) / math.sqrt(2.0)
+        out: torch.Tensor = x + self.fc2(F.gelu(self.fc1(F.gelu(x)))) / math.sqrt(2.0)
+        return out
 
 
 class MLP(nn.Module):
@@ -86,7 +88,8 @@ class MLP(nn.Module):
             h = block(h)
         if self.style == "residual":
             h = F.gelu(h)
-        return self.head(h)
+        out: torch.Tensor = self.head(h)
+        return out
 
 
 def _check(depth: int, width: int, style: str) -> None:

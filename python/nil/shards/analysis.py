@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
-from ..accumulator import AgopAccumulator, _skip
+from ..accumulator import AgopAccumulator, NonFinite, PrecisionName, _fast, _skip
 from ..errors import NilValueError
 from ..interaction import Convention, InteractionStats, interaction_stats
 from ._progress import run_with_progress
@@ -55,17 +55,29 @@ def _capture_bytes(path: str) -> int:
 def reduce(
     path: str | os.PathLike[str],
     layers: list[str] | None = None,
-    nonfinite: str = "raise",
+    nonfinite: NonFinite = "raise",
     *,
+    precision: PrecisionName = "fast",
     progress: bool = False,
+    ray: str | None = None,
 ) -> tuple[dict[str, AgopAccumulator], list[str]]:
-    """Per-layer accumulators of a capture directory or partial file, and the shard digests counted."""
+    """Per-layer accumulators of a capture directory or partial file, and the shard digests counted.
+
+    ``precision`` is that of ``AgopAccumulator``: "fast" (f32 products over blocks of 512 rows,
+    f64 sums; relative error ~1e-6) or "exact" (f64 products). ``ray`` (an address, or "local")
+    maps groups of shards to Ray tasks and merges their exact partial sums.
+    """
     p = os.fspath(path)
+    if ray is not None:
+        from .ray_reduce import reduce_on_ray
+
+        return reduce_on_ray(p, ray, layers, nonfinite, precision=precision)
     skip = _skip(nonfinite)
+    fast = _fast(precision)
     if Path(p).is_dir():
         total = _capture_bytes(p)
         raw, sources = run_with_progress(
-            lambda cb: _core.reduce_capture(p, layers, skip, cb), total, f"reducing {Path(p).name}", progress
+            lambda cb: _core.reduce_capture(p, layers, skip, fast, cb), total, f"reducing {Path(p).name}", progress
         )
     else:
         raw, sources = _core.partial_read(p)
@@ -75,7 +87,8 @@ def reduce(
             if missing:
                 raise NilValueError(f"{p}: layer {missing[0]}: not in this file; it has {sorted(have)}")
             raw = [(n, a) for n, a in raw if n in layers]
-    return {n: AgopAccumulator._wrap(a, "skip" if skip else "raise") for n, a in raw}, list(sources)
+    policy: NonFinite = "skip" if skip else "raise"
+    return {n: AgopAccumulator._wrap(a, policy, precision) for n, a in raw}, list(sources)
 
 
 def _check_output(save_agop: str | os.PathLike[str], capture: str) -> None:
@@ -88,25 +101,29 @@ def _check_output(save_agop: str | os.PathLike[str], capture: str) -> None:
 def analyze(
     path: str | os.PathLike[str],
     layers: list[str] | None = None,
-    nonfinite: str = "raise",
+    nonfinite: NonFinite = "raise",
     *,
     convention: Convention = "exact",
+    precision: PrecisionName = "fast",
     spectrum: bool = True,
     save_agop: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    ray: str | None = None,
 ) -> list[LayerRecord]:
     """Verifies and reduces a capture, then returns one record per layer (manifest order).
 
     ``path`` is a capture directory (``manifest.json`` + ``shards/``) or a partial AGOP file
     written by ``save_agop``/``nil merge``. ``layers`` restricts the layers; ``nonfinite="skip"``
     leaves rows holding NaN/Inf out and counts them (default: raise ``NonFiniteError`` naming the
-    shard, layer and row). ``save_agop`` writes the per-layer accumulators and the digests of the
-    shards they count, for ``merge``. ``progress`` draws a bar on a terminal.
+    shard, layer and row). ``precision="exact"`` forms products in f64 (default "fast": f32
+    products over blocks of 512 rows, f64 sums, ~1e-6 relative error). ``save_agop`` writes the per-layer accumulators and the digests of the
+    shards they count, for ``merge``. ``progress`` draws a bar on a terminal. ``ray`` (a cluster
+    address, or "local") spreads groups of shards over Ray tasks; the result is the same.
     """
     p = os.fspath(path)
     if save_agop is not None and Path(p).is_dir():
         _check_output(save_agop, p)
-    accs, sources = reduce(p, layers, nonfinite, progress=progress)
+    accs, sources = reduce(p, layers, nonfinite, precision=precision, progress=progress, ray=ray)
     if save_agop is not None:
         _core.partial_write(os.fspath(save_agop), [(n, a._raw) for n, a in accs.items()], sources, {"nil.input": p})
     records = []

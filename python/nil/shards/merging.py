@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .. import _core
-from ..accumulator import AgopAccumulator, _skip
+from ..accumulator import AgopAccumulator, NonFinite, PrecisionName, _fast, _skip
 from ..errors import NilValueError
 
 __all__ = ["merge"]
@@ -17,12 +17,14 @@ __all__ = ["merge"]
 def merge(
     out: str | os.PathLike[str],
     *paths: str | os.PathLike[str],
-    nonfinite: str = "raise",
+    nonfinite: NonFinite = "raise",
+    precision: PrecisionName = "fast",
     overwrite: bool = False,
 ) -> dict[str, AgopAccumulator]:
     """Merges ``paths`` into the partial file ``out`` (written atomically) and returns its accumulators.
 
-    Capture directories among ``paths`` are verified and reduced first. ``out`` must not be one of
+    Capture directories among ``paths`` are verified and reduced first (with ``nonfinite`` and
+    ``precision`` as in ``analyze``). ``out`` must not be one of
     the inputs, and an existing ``out`` is replaced only with ``overwrite=True``.
     """
     if not paths:
@@ -35,6 +37,6 @@ def merge(
         raise NilValueError(f"{out}: is also an input; write the merge to a new file")
     if o.exists() and not overwrite:
         raise FileExistsError(f"{out}: exists; pass overwrite=True (CLI: --force) to replace it")
-    raw, sources = _core.partial_merge([os.fspath(p) for p in ins], _skip(nonfinite))
+    raw, sources = _core.partial_merge([os.fspath(p) for p in ins], _skip(nonfinite), _fast(precision))
     _core.partial_write(os.fspath(o), raw, sources, {"nil.inputs": ",".join(os.fspath(p) for p in ins)})
     return {n: AgopAccumulator._wrap(a) for n, a in raw}

@@ -161,7 +161,7 @@ class ShardWriter:
 
             target = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.dtype]
             t = r.detach().to(dtype=target, copy=True)
-            event = torch.cuda.Event()
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
             event.record()
             return (t, event)
         return r

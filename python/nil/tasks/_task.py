@@ -39,7 +39,7 @@ class Task(ABC):
 
     def config(self) -> dict[str, Any]:
         """The task's name and options (for the runs table and its config hash)."""
-        opts = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        opts: dict[str, Any] = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
         return {"task": self.name, **opts}
 
     def check_family(self, family: str) -> None:

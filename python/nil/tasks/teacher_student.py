@@ -83,9 +83,8 @@ class TeacherStudent(Task):
         from ..models.init import initialize
 
         with torch.device("meta"):
-            model = GPT(6, 64, vocab=None, in_dim=1, seq_len=self.in_dim, out_dim=self.out_dim, head_dim=8)
-        model = initialize(model.to_empty(device="cpu"), g, "default").to(device).eval()
-        return model
+            shell = GPT(6, 64, vocab=None, in_dim=1, seq_len=self.in_dim, out_dim=self.out_dim, head_dim=8)
+        return initialize(shell.to_empty(device="cpu"), g, "default").to(device).eval()
 
     @torch.no_grad()
     def make(self, n_train_samples: int, device: torch.device | str = "cpu") -> TaskData:
@@ -101,7 +100,10 @@ class TeacherStudent(Task):
         xte, yte = draw(self.n_test, _TEST)
         mean = ytr.mean(0)
         std = ytr.std(0).clamp_min(1e-12) if n_train_samples > 1 else torch.ones_like(mean)
-        norm = lambda y: (y - mean) / std  # noqa: E731
+
+        def norm(y: torch.Tensor) -> torch.Tensor:
+            return (y - mean) / std
+
         g = generator(self.data_seed, _SUBSETS)
         return TaskData(
             train=TensorSplit(xtr, norm(ytr)),

@@ -23,14 +23,21 @@ pub struct Correlation {
 /// zero variance.
 pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len();
-    if n < 2 || y.len() != n {
+    if n < 2 || y.len() != n || x.iter().all(|&a| a == x[0]) || y.iter().all(|&b| b == y[0]) {
         return f64::NAN;
     }
     let mx = x.iter().sum::<f64>() / n as f64;
     let my = y.iter().sum::<f64>() / n as f64;
+    // Deviations are scaled by their largest magnitude so that tiny or huge values neither
+    // underflow nor overflow in the products (the correlation is scale-free).
+    let sx = x.iter().fold(0.0f64, |m, a| m.max((a - mx).abs()));
+    let sy = y.iter().fold(0.0f64, |m, b| m.max((b - my).abs()));
+    if !(sx > 0.0 && sy > 0.0 && sx.is_finite() && sy.is_finite()) {
+        return f64::NAN;
+    }
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for (a, b) in x.iter().zip(y) {
-        let (dx, dy) = (a - mx, b - my);
+        let (dx, dy) = ((a - mx) / sx, (b - my) / sy);
         sxy += dx * dy;
         sxx += dx * dx;
         syy += dy * dy;
@@ -125,7 +132,9 @@ mod tests {
         assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 1.0).abs() < 1e-15);
         assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-15);
         assert!(pearson(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_nan());
+        assert!(pearson(&[1.0, 2.0, 3.0], &[0.1, 0.1, 0.1]).is_nan());
         assert!(pearson(&[1.0], &[1.0]).is_nan());
+        assert!((pearson(&[0.0, 0.0, 1.0], &[0.0, 0.0, 1e-299]) - 1.0).abs() < 1e-15);
     }
 
     #[test]

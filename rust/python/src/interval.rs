@@ -45,7 +45,7 @@ fn serialised<T: serde::Serialize>(v: &T) -> PyResult<Value> {
 /// Efficient interval of a runs table (raw binding; use nil.fit_interval).
 #[pyfunction]
 #[pyo3(signature = (budget, ratio, loss, metrics, *, eps, bootstrap, seed, ci, interval_budgets,
-    frontier_x, permutations, se_floor, outlier_threshold, window))]
+    frontier_x, permutations, se_floor, outlier_threshold, window, residual_bootstrap=true))]
 #[allow(clippy::too_many_arguments)]
 fn fit_interval<'py>(
     py: Python<'py>,
@@ -63,14 +63,15 @@ fn fit_interval<'py>(
     se_floor: f64,
     outlier_threshold: f64,
     window: usize,
+    residual_bootstrap: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let b = budget.as_slice()?.to_vec();
-    let r = ratio.as_slice()?.to_vec();
-    let l = loss.as_slice()?.to_vec();
+    let b = budget.as_array().to_vec();
+    let r = ratio.as_array().to_vec();
+    let l = loss.as_array().to_vec();
     let m: Vec<(String, Vec<f64>)> = metrics
         .iter()
-        .map(|(n, a)| Ok((n.clone(), a.as_slice()?.to_vec())))
-        .collect::<PyResult<_>>()?;
+        .map(|(n, a)| (n.clone(), a.as_array().to_vec()))
+        .collect();
     let opts = IntervalOptions {
         eps,
         bootstrap,
@@ -82,6 +83,7 @@ fn fit_interval<'py>(
         se_floor,
         outlier_threshold,
         window,
+        residual_bootstrap,
     };
     let result = py
         .detach(|| {
@@ -109,7 +111,7 @@ fn correlation<'py>(
     permutations: usize,
     seed: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (xs, ys) = (x.as_slice()?.to_vec(), y.as_slice()?.to_vec());
+    let (xs, ys) = (x.as_array().to_vec(), y.as_array().to_vec());
     if xs.len() != ys.len() {
         return Err(to_py(nil_core::NilError::shape(
             "correlation: y",

@@ -5,6 +5,7 @@ use crate::errors::to_py;
 use crate::pool::with_pool;
 use crate::PyAgop;
 use nil_core::fsutil::atomic_write;
+use nil_core::gram::Precision;
 use nil_core::shards::{self, manifest::Manifest, shard_file::ShardTensor, Partial};
 use nil_core::{NilError, NonFinitePolicy, RowDType};
 use numpy::PyReadonlyArray1;
@@ -19,6 +20,14 @@ fn policy(skip: bool) -> NonFinitePolicy {
         NonFinitePolicy::Skip
     } else {
         NonFinitePolicy::Raise
+    }
+}
+
+fn precision(fast: bool) -> Precision {
+    if fast {
+        Precision::Fast
+    } else {
+        Precision::Exact
     }
 }
 
@@ -131,13 +140,15 @@ fn verify_capture<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py, PyD
 /// Reduces a capture into per-layer accumulators; returns (accumulators, shard digests).
 /// `progress(nbytes)` is called from worker threads and stops the work when it returns False.
 #[pyfunction]
-#[pyo3(signature = (dir, layers=None, skip_nonfinite=false, progress=None))]
+#[pyo3(signature = (dir, layers=None, skip_nonfinite=false, fast=true, progress=None, shards=None))]
 fn reduce_capture(
     py: Python<'_>,
     dir: PathBuf,
     layers: Option<Vec<String>>,
     skip_nonfinite: bool,
+    fast: bool,
     progress: Option<Py<PyAny>>,
+    shards: Option<(usize, usize)>,
 ) -> PyResult<(Accs, Vec<String>)> {
     let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
     let report = |n: u64| -> bool {
@@ -154,7 +165,14 @@ fn reduce_capture(
     };
     let result = py.detach(|| {
         with_pool(|| {
-            shards::reduce_capture(&dir, layers.as_deref(), policy(skip_nonfinite), &report)
+            shards::reduce_capture_shards(
+                &dir,
+                layers.as_deref(),
+                policy(skip_nonfinite),
+                precision(fast),
+                &report,
+                shards.map(|(lo, hi)| lo..hi),
+            )
         })
     });
     if let Some(e) = callback_error
@@ -196,18 +214,24 @@ fn partial_read(py: Python<'_>, path: PathBuf) -> PyResult<(Accs, Vec<String>)> 
 
 /// Merges capture directories and partial files exactly; returns (accumulators, shard digests).
 #[pyfunction]
-#[pyo3(signature = (inputs, skip_nonfinite=false))]
+#[pyo3(signature = (inputs, skip_nonfinite=false, fast=true))]
 fn partial_merge(
     py: Python<'_>,
     inputs: Vec<PathBuf>,
     skip_nonfinite: bool,
+    fast: bool,
 ) -> PyResult<(Accs, Vec<String>)> {
     let merged = py
         .detach(|| {
             with_pool(|| {
                 let parts = inputs
                     .iter()
-                    .map(|p| Ok((p.clone(), shards::load_partial(p, policy(skip_nonfinite))?)))
+                    .map(|p| {
+                        Ok((
+                            p.clone(),
+                            shards::load_partial(p, policy(skip_nonfinite), precision(fast))?,
+                        ))
+                    })
                     .collect::<nil_core::Result<Vec<_>>>()?;
                 shards::merge_partials(&parts)
             })

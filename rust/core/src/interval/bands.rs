@@ -27,10 +27,9 @@ pub fn bands(means: &[f64], eps: f64) -> Bands {
         .enumerate()
         .any(|(i, &m)| i != argmin && m == min_loss);
     let threshold = (1.0 + eps) * min_loss;
-    let inside: Vec<usize> = (0..means.len())
-        .filter(|&i| means[i] <= threshold)
-        .collect();
-    let span = (inside[0], *inside.last().expect("argmin is inside"));
+    let first = (0..means.len()).find(|&i| means[i] <= threshold);
+    let last = (0..means.len()).rev().find(|&i| means[i] <= threshold);
+    let span = (first.unwrap_or(argmin), last.unwrap_or(argmin));
     let (mut lo, mut hi) = (argmin, argmin);
     while lo > 0 && means[lo - 1] <= threshold {
         lo -= 1;

@@ -55,6 +55,34 @@ pub fn inverse(a: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(inv)
 }
 
+/// The inverse of a row-major 3×3 matrix by cofactors; `None` when its determinant is zero
+/// relative to the product of the row norms (singular to working precision).
+pub fn inverse3(a: &[f64; 9]) -> Option<[f64; 9]> {
+    let c = [
+        a[4] * a[8] - a[5] * a[7],
+        a[5] * a[6] - a[3] * a[8],
+        a[3] * a[7] - a[4] * a[6],
+    ];
+    let det = a[0] * c[0] + a[1] * c[1] + a[2] * c[2];
+    let norm = |r: usize| (a[3 * r].powi(2) + a[3 * r + 1].powi(2) + a[3 * r + 2].powi(2)).sqrt();
+    let scale = norm(0) * norm(1) * norm(2);
+    if !(det.abs() > 1e-14 * scale) || !det.is_finite() {
+        return None;
+    }
+    let inv_det = 1.0 / det;
+    Some([
+        c[0] * inv_det,
+        (a[2] * a[7] - a[1] * a[8]) * inv_det,
+        (a[1] * a[5] - a[2] * a[4]) * inv_det,
+        c[1] * inv_det,
+        (a[0] * a[8] - a[2] * a[6]) * inv_det,
+        (a[2] * a[3] - a[0] * a[5]) * inv_det,
+        c[2] * inv_det,
+        (a[1] * a[6] - a[0] * a[7]) * inv_det,
+        (a[0] * a[4] - a[1] * a[3]) * inv_det,
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +103,10 @@ mod tests {
             }
         }
         assert!(solve(&[1.0, 2.0, 2.0, 4.0], &[1.0, 1.0], 2).is_none());
+        let i3 = inverse3(&a).unwrap();
+        for k in 0..9 {
+            assert!((i3[k] - inv[k]).abs() < 1e-13);
+        }
+        assert!(inverse3(&[1.0, 2.0, 3.0, 2.0, 4.0, 6.0, 0.0, 1.0, 1.0]).is_none());
     }
 }

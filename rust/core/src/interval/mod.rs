@@ -59,6 +59,8 @@ pub struct IntervalOptions {
     pub outlier_threshold: f64,
     /// Half-width, in shapes, of the window fit around the argmin.
     pub window: usize,
+    /// Resample single-seed shapes from their budget's fit residuals (else they stay fixed).
+    pub residual_bootstrap: bool,
 }
 
 impl Default for IntervalOptions {
@@ -74,6 +76,7 @@ impl Default for IntervalOptions {
             se_floor: 0.5,
             outlier_threshold: 4.0,
             window: 3,
+            residual_bootstrap: true,
         }
     }
 }
@@ -227,32 +230,64 @@ pub struct IntervalResult {
 struct BudgetAnalysis {
     bands: bands::Bands,
     fit: QuadFit,
+    weighted: bool,
+}
+
+/// Reusable buffers of [`analyse_budget`]: seed means, variances, counts and weights per shape.
+#[derive(Default)]
+struct Scratch {
     means: Vec<f64>,
+    vars: Vec<f64>,
+    counts: Vec<usize>,
+    w: Vec<f64>,
 }
 
 fn analyse_budget(
     u: &[f64],
     seeds: &[Vec<f64>],
     opts: &IntervalOptions,
-    w: &mut Vec<f64>,
-) -> (BudgetAnalysis, bool, Vec<f64>) {
-    let mut means = Vec::with_capacity(seeds.len());
-    let mut vars = Vec::with_capacity(seeds.len());
-    let mut counts = Vec::with_capacity(seeds.len());
+    sc: &mut Scratch,
+) -> BudgetAnalysis {
+    sc.means.clear();
+    sc.vars.clear();
+    sc.counts.clear();
     for s in seeds {
         let (m, v) = mean_var(s);
-        means.push(m);
-        vars.push(v);
-        counts.push(s.len());
+        sc.means.push(m);
+        sc.vars.push(v);
+        sc.counts.push(s.len());
     }
-    let weighted = weights(&counts, &vars, opts.se_floor, w);
+    let weighted = weights(&sc.counts, &sc.vars, opts.se_floor, &mut sc.w);
     let qopts = QuadOptions {
         eps: opts.eps,
         outlier_threshold: opts.outlier_threshold,
     };
-    let fit = fit_quadratic(u, &means, w, qopts);
-    let bands = bands::bands(&means, opts.eps);
-    (BudgetAnalysis { bands, fit, means }, weighted, vars)
+    let fit = fit_quadratic(u, &sc.means, &sc.w, qopts);
+    let bands = bands::bands(&sc.means, opts.eps);
+    BudgetAnalysis {
+        bands,
+        fit,
+        weighted,
+    }
+}
+
+/// Fitted values and dof-scaled, centred residuals of a budget's point fit (residual bootstrap of
+/// single-seed shapes); None without a fit or without more points than coefficients.
+fn residual_pool(u: &[f64], means: &[f64], fit: &QuadFit) -> Option<bootstrap::ResidualPool> {
+    if fit.vertex == Vertex::NoFit || fit.n_points <= 3 {
+        return None;
+    }
+    let c = fit.coef;
+    let fitted: Vec<f64> = u.iter().map(|x| c[0] + c[1] * x + c[2] * x * x).collect();
+    let mut residuals: Vec<f64> = (0..u.len())
+        .filter(|&i| fit.outlier != Some(i))
+        .map(|i| means[i] - fitted[i])
+        .collect();
+    let n = residuals.len() as f64;
+    let mean = residuals.iter().sum::<f64>() / n;
+    let scale = (n / (n - 3.0)).sqrt();
+    residuals.iter_mut().for_each(|r| *r = (*r - mean) * scale);
+    Some(bootstrap::ResidualPool { fitted, residuals })
 }
 
 fn intersect(bands: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
@@ -339,12 +374,13 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let width = nb * PER_BUDGET + 5 + 2 * (1 + frontier_idx.len());
 
     // One replicate (or the point estimate) from seed losses, written into `row`.
+    let ns: Vec<f64> = g.budgets.iter().map(|b| b.n).collect();
     let analyse = |losses: &[Vec<Vec<f64>>], row: &mut [f64]| {
-        let mut w = Vec::new();
+        let mut sc = Scratch::default();
         let mut loss_star = vec![f64::NAN; nb];
         let mut best_shape = vec![0usize; nb];
         for bi in 0..nb {
-            let (a, _, _) = analyse_budget(&us[bi], &losses[bi], opts, &mut w);
+            let a = analyse_budget(&us[bi], &losses[bi], opts, &mut sc);
             let r = &mut row[bi * PER_BUDGET..(bi + 1) * PER_BUDGET];
             let ratios = &g.budgets[bi].shapes;
             r[0] = a.fit.u_star.exp();
@@ -370,7 +406,6 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         tail[2] = sl;
         tail[3] = sh;
         tail[4] = stab.slope;
-        let ns: Vec<f64> = g.budgets.iter().map(|b| b.n).collect();
         let p = powerlaw::fit_power_law(&ns, &loss_star);
         tail[5] = p.a;
         tail[6] = p.b;
@@ -391,7 +426,25 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         .collect();
     let mut point = vec![f64::NAN; width];
     analyse(&observed, &mut point);
-    let reps = bootstrap::run(&g, opts.bootstrap, opts.seed, width, analyse);
+    let mut sc = Scratch::default();
+    let points: Vec<(BudgetAnalysis, Vec<f64>, Vec<f64>, Vec<f64>)> = (0..nb)
+        .map(|bi| {
+            let a = analyse_budget(&us[bi], &observed[bi], opts, &mut sc);
+            (a, sc.means.clone(), sc.vars.clone(), sc.w.clone())
+        })
+        .collect();
+    let pools: Vec<Option<bootstrap::ResidualPool>> = points
+        .iter()
+        .enumerate()
+        .map(|(bi, (a, means, _, _))| {
+            if opts.residual_bootstrap {
+                residual_pool(&us[bi], means, &a.fit)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let reps = bootstrap::run(&g, &pools, opts.bootstrap, opts.seed, width, analyse);
     let ci = |col: usize| column_ci(&reps, width, col, opts.ci);
     let fraction = |pred: &dyn Fn(&[f64]) -> bool| -> f64 {
         if opts.bootstrap == 0 {
@@ -401,9 +454,8 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     };
 
     let mut budgets = Vec::with_capacity(nb);
-    for (bi, b) in g.budgets.iter().enumerate() {
-        let mut w = Vec::new();
-        let (a, weighted, vars) = analyse_budget(&us[bi], &observed[bi], opts, &mut w);
+    for ((bi, b), (a, means, vars, w)) in g.budgets.iter().enumerate().zip(points) {
+        let weighted = a.weighted;
         let ratios: Vec<f64> = b.shapes.iter().map(|s| s.ratio).collect();
         let seeds: Vec<usize> = b.shapes.iter().map(|s| s.losses.len()).collect();
         let se: Vec<f64> = vars
@@ -418,7 +470,7 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
             eps: opts.eps,
             outlier_threshold: opts.outlier_threshold,
         };
-        let wfit = fit_quadratic(&us[bi][lo..hi], &a.means[lo..hi], &w[lo..hi], qopts);
+        let wfit = fit_quadratic(&us[bi][lo..hi], &means[lo..hi], &w[lo..hi], qopts);
         let star = a.bands.min_loss;
         let base = bi * PER_BUDGET;
         budgets.push(BudgetResult {
@@ -432,8 +484,8 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
             contiguous_lo: ratios[a.bands.contiguous.0],
             contiguous_hi: ratios[a.bands.contiguous.1],
             span_is_contiguous: a.bands.span == a.bands.contiguous,
-            edge_excess_low: (a.means[0] - star) / star,
-            edge_excess_high: (a.means[a.means.len() - 1] - star) / star,
+            edge_excess_low: (means[0] - star) / star,
+            edge_excess_high: (means[means.len() - 1] - star) / star,
             smooth: SmoothFit::from(&a.fit, &ratios, 0),
             window: SmoothFit::from(&wfit, &ratios, lo),
             ratio_star_ci: ci(base),
@@ -443,7 +495,7 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
             span_hi_ci: ci(base + 4),
             boundary_fraction: fraction(&|r| !r[base].is_finite()),
             weighted,
-            mean_loss: a.means,
+            mean_loss: means,
             se,
             seeds,
             ratios,

@@ -5,7 +5,7 @@
 //! piece of {u in the sweep : ℓ(u) ≤ (1 + ε)·min ℓ} that holds the fitted minimum, which is
 //! u* ± √(ε·ℓ(u*)/c₂) for an interior vertex and the sweep edge side otherwise.
 
-use super::linalg::inverse;
+use super::linalg::inverse3;
 
 /// Where the fitted curve has its minimum.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -89,14 +89,12 @@ fn wls(
             }
         }
     }
-    let inv = inverse(&a, 3)?;
+    let inv = inverse3(&a)?;
     let mut d = [0.0; 3];
     for r in 0..3 {
         d[r] = (0..3).map(|c| inv[r * 3 + c] * b[c]).sum();
     }
-    let mut inv9 = [0.0; 9];
-    inv9.copy_from_slice(&inv);
-    Some(Raw { d, inv: inv9 })
+    Some(Raw { d, inv })
 }
 
 /// Settings of the smooth fit.
@@ -121,8 +119,8 @@ pub fn fit_quadratic(u: &[f64], y: &[f64], w: &[f64], opts: QuadOptions) -> Quad
     };
     let mut outlier = None;
     if n >= 5 && opts.outlier_threshold.is_finite() {
-        let resid: Vec<f64> = (0..n).map(|i| y[i] - eval(&raw.d, u[i] - centre)).collect();
-        let ssw: f64 = (0..n).map(|i| w[i] * resid[i] * resid[i]).sum();
+        let resid = |i: usize| y[i] - eval(&raw.d, u[i] - centre);
+        let ssw: f64 = (0..n).map(|i| w[i] * resid(i) * resid(i)).sum();
         let dof = (n - 3) as f64;
         let s2 = ssw / dof;
         let mut worst: Option<(usize, f64)> = None;
@@ -140,7 +138,8 @@ pub fn fit_quadratic(u: &[f64], y: &[f64], w: &[f64], opts: QuadOptions) -> Quad
                 if h >= 1.0 - 1e-10 {
                     continue;
                 }
-                let r2 = w[i] * resid[i] * resid[i] / (s2 * (1.0 - h));
+                let e = resid(i);
+                let r2 = w[i] * e * e / (s2 * (1.0 - h));
                 let denom = dof - r2;
                 let t = if denom > 0.0 {
                     (r2 * (dof - 1.0) / denom).sqrt()

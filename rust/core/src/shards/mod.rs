@@ -17,6 +17,6 @@ pub mod verify;
 
 pub use manifest::{LayerInfo, Manifest, ShardInfo, MANIFEST_FILE};
 pub use partial::{load_partial, merge_partials, read_partial, write_partial, Partial};
-pub use reduce::{reduce_capture, Reduction};
+pub use reduce::{reduce_capture, reduce_capture_shards, Reduction};
 pub use shard_file::{file_blake3, write_shard};
 pub use verify::{verify_capture, Problem, VerifyReport};

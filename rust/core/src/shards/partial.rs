@@ -6,7 +6,7 @@
 use super::reduce::reduce_capture;
 use crate::agop_file::{parse_accumulators, write_accumulators};
 use crate::error::{NilError, Result};
-use crate::gram::{AgopAccumulator, NonFinitePolicy};
+use crate::gram::{AgopAccumulator, NonFinitePolicy, Precision};
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -53,9 +53,9 @@ pub fn read_partial(path: &Path) -> Result<Partial> {
 }
 
 /// A partial result from a capture directory (reduced, verified) or from a partial file.
-pub fn load_partial(path: &Path, policy: NonFinitePolicy) -> Result<Partial> {
+pub fn load_partial(path: &Path, policy: NonFinitePolicy, precision: Precision) -> Result<Partial> {
     if path.is_dir() {
-        let r = reduce_capture(path, None, policy, &|_| true)?;
+        let r = reduce_capture(path, None, policy, precision, &|_| true)?;
         Ok(Partial {
             layers: r.layers,
             sources: r.sources,

@@ -10,7 +10,7 @@ use super::shard_file::{check_layer, parse_header};
 use super::verify::{check_size, hash_map, map_file, release, CHUNK};
 use crate::dtype::{view_as_bf16, view_as_f16, RowDType};
 use crate::error::{NilError, Result};
-use crate::gram::{AgopAccumulator, NonFinitePolicy};
+use crate::gram::{AgopAccumulator, NonFinitePolicy, Precision};
 use memmap2::Mmap;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -24,9 +24,12 @@ pub const INTERRUPTED: &str = "interrupted";
 /// Bytes allowed for concurrent partial accumulators (each worker holds one set).
 const ACCUMULATOR_BUDGET: usize = 512 << 20;
 
-/// Rows handed to the accumulator at once: about 2 Mi elements, so one update is one panel.
-fn block_rows(dim: usize) -> usize {
-    ((1usize << 21) / dim.max(1)).clamp(64, 16384)
+/// Source bytes handed to the accumulator at once (its pages are released after each block).
+const BLOCK_BYTES: usize = 32 << 20;
+
+/// Rows handed to the accumulator at once: about [`BLOCK_BYTES`] of stored rows.
+fn block_rows(row_bytes: usize) -> usize {
+    (BLOCK_BYTES / row_bytes.max(1)).clamp(64, 1 << 20)
 }
 
 /// The result of reducing a capture.
@@ -37,6 +40,14 @@ pub struct Reduction {
     pub layers: Vec<(String, AgopAccumulator)>,
     /// blake3 of every shard reduced, in shard order (recorded in partial files against double counting).
     pub sources: Vec<String>,
+}
+
+/// Settings shared by every shard of one reduction.
+struct Opts<'a> {
+    policy: NonFinitePolicy,
+    precision: Precision,
+    progress: &'a (dyn Fn(u64) -> bool + Sync),
+    stop: &'a AtomicBool,
 }
 
 /// A layer selected for reduction.
@@ -54,14 +65,40 @@ fn is_interrupt(e: &NilError) -> bool {
 }
 
 /// Reduces `dir` into per-layer accumulators. `layers` selects layers (all when None);
-/// `progress(bytes)` is called as bytes are processed and stops the reduction when it returns false.
+/// `precision` is passed to [`AgopAccumulator::update_with`]; `progress(bytes)` is called as bytes
+/// are processed and stops the reduction when it returns false.
 pub fn reduce_capture(
     dir: &Path,
     layers: Option<&[String]>,
     policy: NonFinitePolicy,
+    precision: Precision,
     progress: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<Reduction> {
+    reduce_capture_shards(dir, layers, policy, precision, progress, None)
+}
+
+/// [`reduce_capture`] restricted to the shards whose indices lie in `shards` (all when None): the
+/// unit of work that map-reduce engines (Ray) hand to one task. `sources` lists only those shards,
+/// so merging the partial results of disjoint ranges equals one reduction of the whole capture.
+pub fn reduce_capture_shards(
+    dir: &Path,
+    layers: Option<&[String]>,
+    policy: NonFinitePolicy,
+    precision: Precision,
+    progress: &(dyn Fn(u64) -> bool + Sync),
+    shards: Option<std::ops::Range<usize>>,
+) -> Result<Reduction> {
     let m = Manifest::read(dir)?;
+    let chosen = shards.unwrap_or(0..m.shards.len());
+    if chosen.end > m.shards.len() || chosen.start > chosen.end {
+        return Err(NilError::Value(format!(
+            "{}: shards {}..{} requested, the capture has {}",
+            Manifest::path(dir).display(),
+            chosen.start,
+            chosen.end,
+            m.shards.len()
+        )));
+    }
     let selected: Vec<Selected> = match layers {
         None => m
             .layers
@@ -91,20 +128,21 @@ pub fn reduce_capture(
             out
         }
     };
-    if m.shards.is_empty() {
+    if m.shards.is_empty() || chosen.is_empty() {
         return Err(NilError::format(
             Manifest::path(dir),
             "empty capture: the manifest lists no shards, so there are no rows to analyse",
         ));
     }
+    let n = chosen.len();
     let per_set: usize = selected.iter().map(|s| s.dim * s.dim * 8).sum::<usize>() + (16 << 20);
     let workers = rayon::current_num_threads()
-        .min(m.shards.len())
+        .min(n)
         .min((ACCUMULATOR_BUDGET / per_set).max(1))
         .max(1);
-    let per = m.shards.len().div_ceil(workers);
+    let per = n.div_ceil(workers);
     let groups: Vec<std::ops::Range<usize>> = (0..workers)
-        .map(|w| (w * per).min(m.shards.len())..((w + 1) * per).min(m.shards.len()))
+        .map(|w| chosen.start + (w * per).min(n)..chosen.start + ((w + 1) * per).min(n))
         .filter(|r| !r.is_empty())
         .collect();
     let stop = AtomicBool::new(false);
@@ -116,16 +154,13 @@ pub fn reduce_capture(
                 .map(|s| AgopAccumulator::new(s.dim))
                 .collect::<Result<_>>()?;
             for i in range {
-                let r = reduce_shard(
-                    dir,
-                    &m,
-                    &m.shards[i],
-                    &selected,
-                    &mut accs,
+                let opts = Opts {
                     policy,
+                    precision,
                     progress,
-                    &stop,
-                );
+                    stop: &stop,
+                };
+                let r = reduce_shard(dir, &m, &m.shards[i], &selected, &mut accs, &opts);
                 if let Err(e) = r {
                     stop.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -156,38 +191,24 @@ pub fn reduce_capture(
     let accs = total.expect("at least one group");
     Ok(Reduction {
         layers: selected.into_iter().map(|s| s.name).zip(accs).collect(),
-        sources: m.shards.iter().map(|s| s.blake3.clone()).collect(),
+        sources: m.shards[chosen].iter().map(|s| s.blake3.clone()).collect(),
         manifest: m,
     })
 }
 
 /// Reduces one shard into `accs`, verifying its size and checksum on the way.
-#[allow(clippy::too_many_arguments)]
 fn reduce_shard(
     dir: &Path,
     m: &Manifest,
     s: &ShardInfo,
     selected: &[Selected],
     accs: &mut [AgopAccumulator],
-    policy: NonFinitePolicy,
-    progress: &(dyn Fn(u64) -> bool + Sync),
-    stop: &AtomicBool,
+    opts: &Opts<'_>,
 ) -> Result<()> {
     let path = check_size(dir, s)?;
     let map = map_file(&path)?;
     let mut hasher = blake3::Hasher::new();
-    let outcome = reduce_mapped(
-        &path,
-        &map,
-        m,
-        s,
-        selected,
-        accs,
-        policy,
-        progress,
-        stop,
-        &mut hasher,
-    );
+    let outcome = reduce_mapped(&path, &map, m, s, selected, accs, opts, &mut hasher);
     let found = match &outcome {
         Ok(hashed_to) => hash_map(&map, *hashed_to, &mut hasher),
         Err(e) if is_interrupt(e) => return outcome.map(|_| ()),
@@ -215,11 +236,10 @@ fn reduce_mapped(
     s: &ShardInfo,
     selected: &[Selected],
     accs: &mut [AgopAccumulator],
-    policy: NonFinitePolicy,
-    progress: &(dyn Fn(u64) -> bool + Sync),
-    stop: &AtomicBool,
+    opts: &Opts<'_>,
     hasher: &mut blake3::Hasher,
 ) -> Result<usize> {
+    let (progress, stop) = (opts.progress, opts.stop);
     let tensors = parse_header(path, map)?;
     for l in &m.layers {
         check_layer(path, &tensors, &l.name, l.dim, s.rows[&l.name], m.dtype())?;
@@ -242,7 +262,7 @@ fn reduce_mapped(
             Some(k) => {
                 let dim = selected[k].dim;
                 let row_bytes = dim * esize;
-                let br = block_rows(dim);
+                let br = block_rows(row_bytes);
                 let rows = (end - start) / row_bytes;
                 let mut r0 = 0;
                 while r0 < rows {
@@ -250,7 +270,7 @@ fn reduce_mapped(
                     let (b0, b1) = (start + r0 * row_bytes, start + r1 * row_bytes);
                     let bytes = &map[b0..b1];
                     hasher.update(bytes);
-                    update_block(&mut accs[k], bytes, r1 - r0, dim, dtype, policy)
+                    update_block(&mut accs[k], bytes, r1 - r0, dim, dtype, opts)
                         .map_err(|e| relabel(e, path, name, r0 as u64))?;
                     release(map, b0, b1);
                     if !progress((b1 - b0) as u64) || stop.load(Ordering::Relaxed) {
@@ -313,8 +333,9 @@ fn update_block(
     rows: usize,
     dim: usize,
     dtype: RowDType,
-    policy: NonFinitePolicy,
+    opts: &Opts<'_>,
 ) -> Result<()> {
+    let (policy, precision) = (opts.policy, opts.precision);
     let shape = (rows, dim);
     let view_err = |_| NilError::shape("shard block", format!("{rows}x{dim}"), bytes.len());
     match dtype {
@@ -322,20 +343,20 @@ fn update_block(
             let words = as_words::<u16>(bytes);
             let v = ArrayView2::from_shape(shape, &words[..]).map_err(view_err)?;
             if dtype == RowDType::F16 {
-                acc.update(view_as_f16(v), policy)
+                acc.update_with(view_as_f16(v), policy, precision)
             } else {
-                acc.update(view_as_bf16(v), policy)
+                acc.update_with(view_as_bf16(v), policy, precision)
             }
         }
         RowDType::F32 => {
             let vals = as_words::<f32>(bytes);
             let v = ArrayView2::from_shape(shape, &vals[..]).map_err(view_err)?;
-            acc.update(v, policy)
+            acc.update_with(v, policy, precision)
         }
         RowDType::F64 => {
             let vals = as_words::<f64>(bytes);
             let v = ArrayView2::from_shape(shape, &vals[..]).map_err(view_err)?;
-            acc.update(v, policy)
+            acc.update_with(v, policy, precision)
         }
     }
 }
@@ -459,7 +480,14 @@ mod tests {
     fn reduces_to_the_naive_agop_and_verifies() {
         let dir = tmp("ok");
         let rows = capture(&dir, 5, 0.37);
-        let r = reduce_capture(&dir, None, NonFinitePolicy::Raise, &|_| true).unwrap();
+        let r = reduce_capture(
+            &dir,
+            None,
+            NonFinitePolicy::Raise,
+            Precision::Exact,
+            &|_| true,
+        )
+        .unwrap();
         for (name, acc) in &r.layers {
             let want = naive(&rows[name.as_str()]);
             assert_eq!(acc.count() as usize, rows[name.as_str()].len());
@@ -472,6 +500,7 @@ mod tests {
             &dir,
             Some(&["b".to_string()]),
             NonFinitePolicy::Raise,
+            Precision::Exact,
             &|_| true,
         )
         .unwrap();
@@ -480,6 +509,7 @@ mod tests {
             &dir,
             Some(&["zz".to_string()]),
             NonFinitePolicy::Raise,
+            Precision::Exact,
             &|_| true
         )
         .is_err());
@@ -495,7 +525,14 @@ mod tests {
         let n = bytes.len();
         bytes[n - 1] ^= 0x40;
         std::fs::write(&p, &bytes).unwrap();
-        let err = reduce_capture(&dir, None, NonFinitePolicy::Raise, &|_| true).unwrap_err();
+        let err = reduce_capture(
+            &dir,
+            None,
+            NonFinitePolicy::Raise,
+            Precision::Exact,
+            &|_| true,
+        )
+        .unwrap_err();
         assert!(matches!(err, NilError::Checksum { .. }), "{err}");
         let report = crate::shards::verify_capture(&dir);
         assert_eq!(report.problems.len(), 1);
@@ -509,7 +546,8 @@ mod tests {
         let r1 = capture(&d1, 2, 0.37);
         let r2 = capture(&d2, 3, 0.11);
         let p = |d: &Path| {
-            let r = reduce_capture(d, None, NonFinitePolicy::Raise, &|_| true).unwrap();
+            let r = reduce_capture(d, None, NonFinitePolicy::Raise, Precision::Exact, &|_| true)
+                .unwrap();
             (
                 d.to_path_buf(),
                 Partial {
