@@ -1,14 +1,13 @@
 """Local text for capture, cut into token windows.
 
 The default text is the embedded corpus every machine has: the Python standard library's own
-``.py`` sources (``sysconfig.get_paths()["stdlib"]``, site-packages skipped), in sorted path order
-— the same definition as the byte-LM task's default corpus. A checkpoint without a tokenizer is
-fed raw bytes modulo its vocabulary size, and the report says so.
+``.py`` sources (``sysconfig.get_paths()["stdlib"]``, site-packages skipped), in sorted path order:
+the byte-LM task's default corpus (``nil.tasks.corpus.default_corpus_files``). A checkpoint without
+a tokenizer is fed raw bytes modulo its vocabulary size, and the report says so.
 """
 
 from __future__ import annotations
 
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,16 @@ from ..errors import NilValueError
 
 __all__ = ["TokenWindows", "default_text", "token_windows"]
 
-_SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
-
 
 def default_text(max_chars: int) -> tuple[str, str]:
-    """At least ``max_chars`` characters of the standard library's sources (when there are that
-    many) and a description of where they came from."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+    """At least ``max_chars`` characters of the embedded corpus (when it has that many) and a
+    description of where they came from."""
+    from ..tasks.corpus import default_corpus_files
+
+    root, files = default_corpus_files()
     parts: list[str] = []
     total = 0
-    for f in sorted(root.rglob("*.py")):
-        if _SKIP_DIRS & set(f.relative_to(root).parts) or not f.is_file():
-            continue
+    for f in files:
         text = f.read_text(encoding="utf-8", errors="replace")
         parts.append(text)
         total += len(text) + 1
