@@ -8,11 +8,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nil-deps
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# The Ray tests start a local Ray instance (~35 s); CI runs them.
+export NIL_TEST_RAY ?= 1
 
 .PHONY: demo test build venv rust-test stubtest pytest lint fmt bench clean
 
+# The main job: a small CPU sweep at two budgets (teacher-student MLP, 6 depths x 2 seeds, with
+# capture), then the efficient-interval fit on its runs table. Re-running resumes finished runs.
+DEMO_OUT ?= demo-sweep
 demo: build
-	$(PY) -m nil demo
+	$(PY) -m nil sweep --preset demo --out $(DEMO_OUT)
+	$(PY) -m nil interval $(DEMO_OUT)/runs.parquet --bootstrap 2000 --plot $(DEMO_OUT)/plots
 
 test: build rust-test stubtest pytest
 
