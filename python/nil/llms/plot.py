@@ -13,24 +13,9 @@ import os
 import tempfile
 
 from .compare import Comparison
+from ..runs_table import atomic_write_bytes
 
 __all__ = ["plot_comparison"]
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to a temporary file beside ``path`` and renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 _MARKERS = "osD^v<>pPhX*d"
 
@@ -88,5 +73,5 @@ def plot_comparison(comp: Comparison, path: str | Path) -> Path:
     fig.savefig(buf, format="png")
     plt.close(fig)
     out = Path(path)
-    _atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())
     return out

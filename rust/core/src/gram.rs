@@ -191,7 +191,7 @@ impl AgopAccumulator {
                 widen_block(block, start as u64, policy, &mut panel, T::narrow_row)?;
             if kept > 0 {
                 gram_replace_f32(&mut block_sum, d, &panel[..kept * d], kept);
-                add_lower_f32(&mut scratch, &block_sum, d);
+                add_lower(&mut scratch, &block_sum, d);
             }
             kept_total += kept as u64;
             skipped_total += skipped;
@@ -294,11 +294,24 @@ fn widen_block<T: Widen, P: Copy + Send + Sync + Into<f64>>(
     Ok((kept, (n - kept) as u64))
 }
 
-/// lower(S) += Pᵀ P for a row-major panel P of `rows` × `d`.
+/// lower(S) += Pᵀ P for a row-major f64 panel P of `rows` × `d`.
 pub(crate) fn gram_add(sum: &mut [f64], d: usize, panel: &[f64], rows: usize) {
-    if rows == 0 {
-        return;
+    if rows > 0 {
+        gram_lower(sum, d, panel, rows, Accum::Add);
     }
+}
+
+/// lower(S) = Pᵀ P (`Accum::Replace`) or lower(S) += Pᵀ P (`Accum::Add`) for a row-major panel,
+/// by faer's triangular product (one triangle, parallel above a small size).
+fn gram_lower<T: faer::traits::ComplexField + Copy>(
+    sum: &mut [T],
+    d: usize,
+    panel: &[T],
+    rows: usize,
+    accum: Accum,
+) where
+    T: From<f32>,
+{
     let p = MatRef::from_row_major_slice(panel, rows, d);
     let dst = MatMut::from_column_major_slice_mut(sum, d, d);
     let par = if rows * d * d < 1 << 16 {
@@ -309,58 +322,29 @@ pub(crate) fn gram_add(sum: &mut [f64], d: usize, panel: &[f64], rows: usize) {
     matmul(
         dst,
         BlockStructure::TriangularLower,
-        Accum::Add,
+        accum,
         p.transpose(),
         BlockStructure::Rectangular,
         p,
         BlockStructure::Rectangular,
-        1.0,
+        T::from(1.0f32),
         par,
     );
-}
-
-/// lower(dst) += lower(src), both column-major d×d.
-fn add_lower(dst: &mut [f64], src: &[f64], d: usize) {
-    dst.par_chunks_mut(d)
-        .zip(src.par_chunks(d))
-        .enumerate()
-        .for_each(|(j, (dc, sc))| {
-            for i in j..d {
-                dc[i] += sc[i];
-            }
-        });
 }
 
 /// lower(S) = Pᵀ P in f32 for a row-major f32 panel.
 fn gram_replace_f32(sum: &mut [f32], d: usize, panel: &[f32], rows: usize) {
-    let p = MatRef::from_row_major_slice(panel, rows, d);
-    let dst = MatMut::from_column_major_slice_mut(sum, d, d);
-    let par = if rows * d * d < 1 << 16 {
-        Par::Seq
-    } else {
-        Par::rayon(0)
-    };
-    matmul(
-        dst,
-        BlockStructure::TriangularLower,
-        Accum::Replace,
-        p.transpose(),
-        BlockStructure::Rectangular,
-        p,
-        BlockStructure::Rectangular,
-        1.0f32,
-        par,
-    );
+    gram_lower(sum, d, panel, rows, Accum::Replace);
 }
 
-/// lower(dst) += lower(src) for an f64 destination and f32 source, both column-major d×d.
-fn add_lower_f32(dst: &mut [f64], src: &[f32], d: usize) {
+/// lower(dst) += lower(src), both column-major d×d (src f64 or f32, widened exactly).
+fn add_lower<S: Copy + Send + Sync + Into<f64>>(dst: &mut [f64], src: &[S], d: usize) {
     dst.par_chunks_mut(d)
         .zip(src.par_chunks(d))
         .enumerate()
         .for_each(|(j, (dc, sc))| {
             for i in j..d {
-                dc[i] += sc[i] as f64;
+                dc[i] += sc[i].into();
             }
         });
 }
