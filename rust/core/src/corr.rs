@@ -141,6 +141,46 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     pearson(&average_ranks(x), &average_ranks(y))
 }
 
+/// Permutation p-values of two correlations (x₁, y₁, r₁) and (x₂, y₂, r₂) whose y's are shuffled
+/// together: permutation `i` uses the stream (seed, i), so the result does not depend on the thread
+/// count. p = (#{|r_perm| ≥ |r_obs|} + 1)/(permutations + 1), with a relative tolerance so that
+/// exact ties of the statistic count; NaN where r is not finite or no permutation is asked for.
+fn permutation_p(
+    corr: impl Fn(&[f64], &[f64]) -> f64 + Sync,
+    first: (&[f64], &[f64], f64),
+    second: (&[f64], &[f64], f64),
+    permutations: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let ((x1, y1, r1), (x2, y2, r2)) = (first, second);
+    if permutations == 0 || !(r1.is_finite() || r2.is_finite()) {
+        return (f64::NAN, f64::NAN);
+    }
+    let tol = 1e-12;
+    let (c1, c2) = (0..permutations)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = Rng::stream(seed, i as u64);
+            let mut order: Vec<usize> = (0..y1.len()).collect();
+            rng.shuffle(&mut order);
+            let p1: Vec<f64> = order.iter().map(|&k| y1[k]).collect();
+            let p2: Vec<f64> = order.iter().map(|&k| y2[k]).collect();
+            let a = corr(x1, &p1).abs() >= r1.abs() * (1.0 - tol) - tol;
+            let b = corr(x2, &p2).abs() >= r2.abs() * (1.0 - tol) - tol;
+            (a as usize, b as usize)
+        })
+        .reduce(|| (0, 0), |p, q| (p.0 + q.0, p.1 + q.1));
+    let denom = (permutations + 1) as f64;
+    let p = |c: usize, r: f64| {
+        if r.is_finite() {
+            (c + 1) as f64 / denom
+        } else {
+            f64::NAN
+        }
+    };
+    (p(c1, r1), p(c2, r2))
+}
+
 /// Pearson and Spearman of the finite pairs of (x, y) with permutation p-values; permutation `i`
 /// shuffles y with the stream (seed, i), so the result does not depend on the thread count.
 pub fn correlate(x: &[f64], y: &[f64], permutations: usize, seed: u64) -> Correlation {
@@ -165,31 +205,13 @@ pub fn correlate_with(
     let rx = conv.ranks(&xs);
     let ry = conv.ranks(&ys);
     let rho = conv.pearson(&rx, &ry);
-    let (mut pp, mut ps) = (f64::NAN, f64::NAN);
-    if permutations > 0 && (r.is_finite() || rho.is_finite()) {
-        // Count |r_perm| ≥ |r_obs| with a relative tolerance so exact ties of the statistic count.
-        let tol = 1e-12;
-        let (cp, cs) = (0..permutations)
-            .into_par_iter()
-            .map(|i| {
-                let mut rng = Rng::stream(seed, i as u64);
-                let mut order: Vec<usize> = (0..ys.len()).collect();
-                rng.shuffle(&mut order);
-                let yp: Vec<f64> = order.iter().map(|&k| ys[k]).collect();
-                let rp: Vec<f64> = order.iter().map(|&k| ry[k]).collect();
-                let a = conv.pearson(&xs, &yp).abs() >= r.abs() * (1.0 - tol) - tol;
-                let b = conv.pearson(&rx, &rp).abs() >= rho.abs() * (1.0 - tol) - tol;
-                (a as usize, b as usize)
-            })
-            .reduce(|| (0, 0), |p, q| (p.0 + q.0, p.1 + q.1));
-        let denom = (permutations + 1) as f64;
-        if r.is_finite() {
-            pp = (cp + 1) as f64 / denom;
-        }
-        if rho.is_finite() {
-            ps = (cs + 1) as f64 / denom;
-        }
-    }
+    let (pp, ps) = permutation_p(
+        |u, v| conv.pearson(u, v),
+        (&xs, &ys, r),
+        (&rx, &ry, rho),
+        permutations,
+        seed,
+    );
     Correlation {
         n: xs.len(),
         pearson: r,
@@ -236,30 +258,7 @@ pub fn partial_correlate(
     );
     let r = pearson(&rx, &ry);
     let rho = pearson(&kx, &ky);
-    let (mut pp, mut ps) = (f64::NAN, f64::NAN);
-    if permutations > 0 {
-        let tol = 1e-12;
-        let (cp, cs) = (0..permutations)
-            .into_par_iter()
-            .map(|i| {
-                let mut rng = Rng::stream(seed, i as u64);
-                let mut order: Vec<usize> = (0..ry.len()).collect();
-                rng.shuffle(&mut order);
-                let yp: Vec<f64> = order.iter().map(|&k| ry[k]).collect();
-                let kp: Vec<f64> = order.iter().map(|&k| ky[k]).collect();
-                let a = pearson(&rx, &yp).abs() >= r.abs() * (1.0 - tol) - tol;
-                let b = pearson(&kx, &kp).abs() >= rho.abs() * (1.0 - tol) - tol;
-                (a as usize, b as usize)
-            })
-            .reduce(|| (0, 0), |p, q| (p.0 + q.0, p.1 + q.1));
-        let denom = (permutations + 1) as f64;
-        if r.is_finite() {
-            pp = (cp + 1) as f64 / denom;
-        }
-        if rho.is_finite() {
-            ps = (cs + 1) as f64 / denom;
-        }
-    }
+    let (pp, ps) = permutation_p(pearson, (&rx, &ry, r), (&kx, &ky, rho), permutations, seed);
     Correlation {
         n: xs.len(),
         pearson: r,

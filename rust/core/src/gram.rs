@@ -303,15 +303,13 @@ pub(crate) fn gram_add(sum: &mut [f64], d: usize, panel: &[f64], rows: usize) {
 
 /// lower(S) = Pᵀ P (`Accum::Replace`) or lower(S) += Pᵀ P (`Accum::Add`) for a row-major panel,
 /// by faer's triangular product (one triangle, parallel above a small size).
-fn gram_lower<T: faer::traits::ComplexField + Copy>(
+fn gram_lower<T: faer::traits::ComplexField + Copy + From<f32>>(
     sum: &mut [T],
     d: usize,
     panel: &[T],
     rows: usize,
     accum: Accum,
-) where
-    T: From<f32>,
-{
+) {
     let p = MatRef::from_row_major_slice(panel, rows, d);
     let dst = MatMut::from_column_major_slice_mut(sum, d, d);
     let par = if rows * d * d < 1 << 16 {
