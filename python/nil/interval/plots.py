@@ -83,9 +83,11 @@ def _loss_vs_ratio(fit: IntervalFit, path: Path) -> None:
     for ax in axes[:, 0]:
         ax.set_ylabel(fit.columns["loss"])
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, frameon=False)
+    legend_cols = min(3 if nb < 3 else 6, len(labels))  # narrow figures get a taller legend
+    legend_rows = math.ceil(len(labels) / max(legend_cols, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=legend_cols, fontsize=8, frameon=False)
     fig.suptitle(f"Loss against shape per budget (ε = {fit.eps:g}; shaded: R̂* {fit.ci:.0%} CI)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.06 * legend_rows / nrow, 1, 0.96))
     fig.savefig(path, dpi=150)
     plt.close(fig)
 
