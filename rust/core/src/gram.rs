@@ -152,21 +152,11 @@ impl AgopAccumulator {
         }
         // Several blocks: sum into a scratch triangle and commit only if every block succeeds.
         let mut scratch = vec![0.0f64; d * d];
-        let (mut kept_total, mut skipped_total) = (0u64, 0u64);
-        let mut start = 0;
-        while start < n {
-            let end = (start + br).min(n);
-            let block = rows.slice(ndarray::s![start..end, ..]);
-            let (kept, skipped) =
-                widen_block(block, start as u64, policy, &mut panel, T::widen_row)?;
-            gram_add(&mut scratch, d, &panel[..kept * d], kept);
-            kept_total += kept as u64;
-            skipped_total += skipped;
-            start = end;
-        }
-        add_lower(&mut self.sum, &scratch, d);
-        self.count += kept_total;
-        self.nonfinite += skipped_total;
+        let (kept, skipped) =
+            for_each_block(rows, br, policy, &mut panel, T::widen_row, |p, k| {
+                gram_add(&mut scratch, d, p, k)
+            })?;
+        self.commit(&scratch, kept, skipped);
         Ok(())
     }
 
@@ -182,25 +172,20 @@ impl AgopAccumulator {
         let mut panel = vec![0.0f32; br * d];
         let mut block_sum = vec![0.0f32; d * d];
         let mut scratch = vec![0.0f64; d * d];
-        let (mut kept_total, mut skipped_total) = (0u64, 0u64);
-        let mut start = 0;
-        while start < n {
-            let end = (start + br).min(n);
-            let block = rows.slice(ndarray::s![start..end, ..]);
-            let (kept, skipped) =
-                widen_block(block, start as u64, policy, &mut panel, T::narrow_row)?;
-            if kept > 0 {
-                gram_replace_f32(&mut block_sum, d, &panel[..kept * d], kept);
+        let (kept, skipped) =
+            for_each_block(rows, br, policy, &mut panel, T::narrow_row, |p, k| {
+                gram_replace_f32(&mut block_sum, d, p, k);
                 add_lower(&mut scratch, &block_sum, d);
-            }
-            kept_total += kept as u64;
-            skipped_total += skipped;
-            start = end;
-        }
-        add_lower(&mut self.sum, &scratch, d);
-        self.count += kept_total;
-        self.nonfinite += skipped_total;
+            })?;
+        self.commit(&scratch, kept, skipped);
         Ok(())
+    }
+
+    /// Adds a scratch triangle and its row counts to the accumulator.
+    fn commit(&mut self, scratch: &[f64], kept: u64, skipped: u64) {
+        add_lower(&mut self.sum, scratch, self.dim);
+        self.count += kept;
+        self.nonfinite += skipped;
     }
 
     /// Adds another accumulator's rows; exact up to f64 rounding of the sums.
@@ -242,6 +227,33 @@ impl AgopAccumulator {
         m.par_iter_mut().for_each(|v| *v *= scale);
         m
     }
+}
+
+/// Converts `rows` block by block (`br` rows at a time) into `panel` and calls `step(kept rows,
+/// count)` on every block with at least one kept row; returns the rows kept and skipped in total.
+fn for_each_block<T: Widen, P: Copy + Send + Sync + Into<f64>>(
+    rows: ArrayView2<'_, T>,
+    br: usize,
+    policy: NonFinitePolicy,
+    panel: &mut [P],
+    convert_row: impl Fn(ndarray::ArrayView1<'_, T>, &mut [P]) + Sync + Copy,
+    mut step: impl FnMut(&[P], usize),
+) -> Result<(u64, u64)> {
+    let (n, d) = rows.dim();
+    let (mut kept_total, mut skipped_total) = (0u64, 0u64);
+    let mut start = 0;
+    while start < n {
+        let end = (start + br).min(n);
+        let block = rows.slice(ndarray::s![start..end, ..]);
+        let (kept, skipped) = widen_block(block, start as u64, policy, panel, convert_row)?;
+        if kept > 0 {
+            step(&panel[..kept * d], kept);
+        }
+        kept_total += kept as u64;
+        skipped_total += skipped;
+        start = end;
+    }
+    Ok((kept_total, skipped_total))
 }
 
 /// Widens `rows` into `panel` (row-major, contiguous), dropping or rejecting non-finite rows.
