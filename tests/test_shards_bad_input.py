@@ -310,3 +310,16 @@ def test_leftovers_of_a_writer_killed_between_shard_and_manifest(capture):
         w.write({"blocks.0": np.ones((2, 8)), "blocks.1": np.ones((2, 4))})
     after = nil.verify(path)
     assert after.ok and after.notes == [] and after.shards == 4 and after.rows["blocks.0"] == 62
+
+
+def test_manifest_without_a_shards_list_is_an_empty_capture(tmp_path):
+    # Found by the byte-mutation fuzz test: a manifest whose "shards" key is missing (or mangled)
+    # parses as a capture with no shards, so analysis must report an empty capture, not KeyError.
+    path = tmp_path / "cap"
+    with nil.ShardWriter(path, layers={"a": 4}, dtype="float32") as w:
+        w.write({"a": np.ones((3, 4), np.float32)})
+    m = json.loads((path / "manifest.json").read_text())
+    m["sharDs"] = m.pop("shards")
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(nil.NilError, match="empty capture"):
+        nil.analyze(path)

@@ -49,7 +49,7 @@ class LayerRecord:
 
 def _capture_bytes(path: str) -> int:
     manifest = json.loads(_core.manifest_read(path))
-    return sum(int(s["bytes"]) for s in manifest["shards"])
+    return sum(int(s["bytes"]) for s in manifest.get("shards", []))  # absent = none, as the core reads it
 
 
 def reduce(

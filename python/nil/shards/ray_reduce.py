@@ -75,7 +75,7 @@ def reduce_on_ray(
     if not Path(p).is_dir():
         raise NilValueError(f"{path}: --ray analyses capture directories; a partial file needs no cluster")
     skip, fast = _skip(nonfinite), _fast(precision)
-    n_shards = len(json.loads(_core.manifest_read(p))["shards"])
+    n_shards = len(json.loads(_core.manifest_read(p)).get("shards", []))  # absent = none, as the core reads it
     if n_shards == 0:
         raise NilValueError(f"{p}/manifest.json: empty capture: the manifest lists no shards")
     ray = connect(address)

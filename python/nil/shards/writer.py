@@ -121,6 +121,7 @@ class ShardWriter:
             if not resume:
                 raise FileExistsError(f"{p}: already holds a capture; pass resume=True to append to it")
             stored: dict[str, Any] = json.loads(_core.manifest_read(str(p)))
+            stored.setdefault("shards", [])  # absent means none, as the core reads it
             check_resume(str(p), stored, wanted)
             if stored["shards"]:
                 _core.shard_verify(str(p), len(stored["shards"]) - 1)
