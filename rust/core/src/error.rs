@@ -39,10 +39,15 @@ pub enum NilError {
     /// A file whose contents do not follow its format (bad header, missing tensor, truncated).
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// Not enough memory for what was asked (the message says how much is needed and available).
+    #[error("{0}")]
+    Memory(String),
     /// A file whose checksum differs from the one recorded for it.
-    #[error("{path}: checksum mismatch: manifest records {expected}, file hashes to {found}")]
+    #[error("{path}: checksum mismatch: {recorded_in} records {expected}, file hashes to {found}")]
     Checksum {
         path: PathBuf,
+        /// Where the expected digest comes from ("the manifest", "its header").
+        recorded_in: &'static str,
         expected: String,
         found: String,
     },

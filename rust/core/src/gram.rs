@@ -5,6 +5,7 @@
 
 use crate::dtype::Widen;
 use crate::error::{NilError, Result};
+use crate::limits::{add_counts, check_accumulator_memory, square_len};
 use faer::linalg::matmul::triangular::{matmul, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::ArrayView2;
@@ -26,12 +27,25 @@ pub enum Precision {
     Exact,
     /// Products summed in f32 over blocks of at most [`FAST_BLOCK_ROWS`] rows, blocks summed in
     /// f64: relative error about √512·2⁻²⁴ ≈ 1e-6 on an entry, at f32 matrix-product speed.
-    /// f64 inputs always use `Exact`.
+    /// A block holding a value whose f32 products could overflow (|x| > 2⁵⁸) or underflow
+    /// (0 < |x| < 2⁻⁶³) is formed in f64 instead, so the answer never becomes inf or loses small
+    /// values. f64 inputs always use `Exact`.
     Fast,
 }
 
+/// Largest |x| whose f32 products over [`FAST_BLOCK_ROWS`] rows cannot overflow: 512·(2⁵⁸)² = 2¹²⁵,
+/// far below f32::MAX ≈ 2¹²⁸.
+const FAST_MAX_ABS: f32 = (1u64 << 58) as f32;
+
+/// Smallest nonzero |x| whose f32 products stay normal: (2⁻⁶³)² = 2⁻¹²⁶ = f32::MIN_POSITIVE.
+const FAST_MIN_ABS: f32 = 1.0 / (1u64 << 63) as f32;
+
 /// Rows whose f32 products are summed in f32 before entering the f64 sum ([`Precision::Fast`]).
 pub const FAST_BLOCK_ROWS: usize = 512;
+
+/// Below this many elements a step runs on the calling thread: thread-pool dispatch costs more
+/// than the work (it dominated reductions of many small layers).
+const SMALL: usize = 1 << 14;
 
 /// Target number of f64 elements in one widened block of rows (16 MiB).
 const BLOCK_ELEMS: usize = 1 << 21;
@@ -52,16 +66,14 @@ pub struct AgopAccumulator {
 }
 
 impl AgopAccumulator {
-    /// An empty accumulator for rows of length `dim`.
+    /// An empty accumulator for rows of length `dim` (1 ≤ dim ≤ [`crate::limits::MAX_DIM`]).
+    ///
+    /// Fails cleanly, never aborting, when the d×d sum does not fit in the memory available.
     pub fn new(dim: usize) -> Result<Self> {
-        if dim == 0 {
-            return Err(NilError::Value(
-                "AgopAccumulator: dim must be positive, found 0".into(),
-            ));
-        }
+        check_accumulator_memory("AgopAccumulator", dim)?;
         Ok(Self {
             dim,
-            sum: vec![0.0; dim * dim],
+            sum: zeroed(dim)?,
             count: 0,
             nonfinite: 0,
         })
@@ -74,7 +86,7 @@ impl AgopAccumulator {
         count: u64,
         nonfinite: u64,
     ) -> Result<Self> {
-        if sum_row_major.len() != dim * dim {
+        if Some(sum_row_major.len()) != dim.checked_mul(dim) {
             return Err(NilError::shape(
                 "AgopAccumulator sum",
                 format!("{dim}x{dim}"),
@@ -145,19 +157,21 @@ impl AgopAccumulator {
         let mut panel = vec![0.0f64; br.min(n) * d];
         if n <= br {
             let (kept, skipped) = widen_block(rows, 0, policy, &mut panel, T::widen_row)?;
+            let count = add_counts("AgopAccumulator", self.count, kept as u64)?;
+            let nonfinite =
+                add_counts("AgopAccumulator (non-finite rows)", self.nonfinite, skipped)?;
             gram_add(&mut self.sum, d, &panel[..kept * d], kept);
-            self.count += kept as u64;
-            self.nonfinite += skipped;
+            self.count = count;
+            self.nonfinite = nonfinite;
             return Ok(());
         }
         // Several blocks: sum into a scratch triangle and commit only if every block succeeds.
-        let mut scratch = vec![0.0f64; d * d];
+        let mut scratch = zeroed(d)?;
         let (kept, skipped) =
             for_each_block(rows, br, policy, &mut panel, T::widen_row, |p, k| {
                 gram_add(&mut scratch, d, p, k)
             })?;
-        self.commit(&scratch, kept, skipped);
-        Ok(())
+        self.commit(&scratch, kept, skipped)
     }
 
     /// [`Precision::Fast`]: f32 products over blocks of rows, each block's f32 triangle added to a
@@ -170,22 +184,33 @@ impl AgopAccumulator {
         let (n, d) = rows.dim();
         let br = FAST_BLOCK_ROWS.min(n);
         let mut panel = vec![0.0f32; br * d];
-        let mut block_sum = vec![0.0f32; d * d];
-        let mut scratch = vec![0.0f64; d * d];
+        let mut block_sum = vec![0.0f32; square_len("AgopAccumulator", d)?];
+        let mut scratch = zeroed(d)?;
+        let mut wide: Vec<f64> = Vec::new();
         let (kept, skipped) =
             for_each_block(rows, br, policy, &mut panel, T::narrow_row, |p, k| {
-                gram_replace_f32(&mut block_sum, d, p, k);
-                add_lower(&mut scratch, &block_sum, d);
+                if f32_products_safe(p, d) {
+                    gram_replace_f32(&mut block_sum, d, p, k);
+                    add_lower(&mut scratch, &block_sum, d);
+                } else {
+                    // Values whose f32 products would overflow or underflow: this block in f64
+                    // (f32 → f64 is exact, so the block is as exact as Precision::Exact).
+                    wide.clear();
+                    wide.extend(p.iter().map(|&x| x as f64));
+                    gram_add(&mut scratch, d, &wide, k);
+                }
             })?;
-        self.commit(&scratch, kept, skipped);
-        Ok(())
+        self.commit(&scratch, kept, skipped)
     }
 
-    /// Adds a scratch triangle and its row counts to the accumulator.
-    fn commit(&mut self, scratch: &[f64], kept: u64, skipped: u64) {
+    /// Adds a scratch triangle and its row counts to the accumulator (unchanged on overflow).
+    fn commit(&mut self, scratch: &[f64], kept: u64, skipped: u64) -> Result<()> {
+        let count = add_counts("AgopAccumulator", self.count, kept)?;
+        let nonfinite = add_counts("AgopAccumulator (non-finite rows)", self.nonfinite, skipped)?;
         add_lower(&mut self.sum, scratch, self.dim);
-        self.count += kept;
-        self.nonfinite += skipped;
+        self.count = count;
+        self.nonfinite = nonfinite;
+        Ok(())
     }
 
     /// Adds another accumulator's rows; exact up to f64 rounding of the sums.
@@ -197,9 +222,15 @@ impl AgopAccumulator {
                 other.dim,
             ));
         }
+        let count = add_counts("AgopAccumulator.merge", self.count, other.count)?;
+        let nonfinite = add_counts(
+            "AgopAccumulator.merge (non-finite rows)",
+            self.nonfinite,
+            other.nonfinite,
+        )?;
         add_lower(&mut self.sum, &other.sum, self.dim);
-        self.count += other.count;
-        self.nonfinite += other.nonfinite;
+        self.count = count;
+        self.nonfinite = nonfinite;
         Ok(())
     }
 
@@ -207,12 +238,17 @@ impl AgopAccumulator {
     pub fn sum_matrix(&self) -> Vec<f64> {
         let d = self.dim;
         let mut out = vec![0.0; d * d];
-        out.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
+        let fill = |(i, row): (usize, &mut [f64])| {
             for (j, v) in row.iter_mut().enumerate() {
                 let (r, c) = if i >= j { (i, j) } else { (j, i) };
                 *v = self.sum[c * d + r];
             }
-        });
+        };
+        if d * d < SMALL {
+            out.chunks_mut(d).enumerate().for_each(fill);
+        } else {
+            out.par_chunks_mut(d).enumerate().for_each(fill);
+        }
         out
     }
 
@@ -224,8 +260,38 @@ impl AgopAccumulator {
         } else {
             1.0 / self.count as f64
         };
-        m.par_iter_mut().for_each(|v| *v *= scale);
+        m.iter_mut().for_each(|v| *v *= scale);
         m
+    }
+}
+
+/// A zeroed d×d f64 triangle buffer, allocated fallibly (a clean error instead of an abort).
+fn zeroed(dim: usize) -> Result<Vec<f64>> {
+    let n = square_len("AgopAccumulator", dim)?;
+    let mut v: Vec<f64> = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        NilError::Memory(format!(
+            "AgopAccumulator: cannot allocate {} for a d×d float64 sum of dim {dim}",
+            crate::limits::human((n as u64).saturating_mul(8))
+        ))
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// Whether every f32 product of a block of at most [`FAST_BLOCK_ROWS`] rows, and every sum of
+/// them, is finite and normal: all |x| ≤ 2⁵⁸ and every nonzero |x| ≥ 2⁻⁶³.
+fn f32_products_safe(panel: &[f32], d: usize) -> bool {
+    let ok = |row: &[f32]| {
+        row.iter().all(|x| {
+            let a = x.abs();
+            a <= FAST_MAX_ABS && (a >= FAST_MIN_ABS || a == 0.0)
+        })
+    };
+    if panel.len() < 1 << 16 {
+        ok(panel)
+    } else {
+        panel.par_chunks(d.max(1 << 12)).all(ok)
     }
 }
 
@@ -267,21 +333,23 @@ fn widen_block<T: Widen, P: Copy + Send + Sync + Into<f64>>(
 ) -> Result<(usize, u64)> {
     let (n, d) = rows.dim();
     let panel = &mut panel[..n * d];
-    // Convert in parallel; each row reports its first non-finite value, if any.
-    let finite: Vec<Option<f64>> = panel
-        .par_chunks_mut(d)
-        .enumerate()
-        .map(|(i, out)| {
-            convert_row(rows.row(i), out);
-            if out.iter().all(|&x| Into::<f64>::into(x).is_finite()) {
-                None
-            } else {
-                out.iter()
-                    .map(|&x| Into::<f64>::into(x))
-                    .find(|w| !w.is_finite())
-            }
-        })
-        .collect();
+    // Convert (in parallel unless the block is small); each row reports its first non-finite
+    // value, if any.
+    let row = |(i, out): (usize, &mut [P])| {
+        convert_row(rows.row(i), out);
+        if out.iter().all(|&x| Into::<f64>::into(x).is_finite()) {
+            None
+        } else {
+            out.iter()
+                .map(|&x| Into::<f64>::into(x))
+                .find(|w| !w.is_finite())
+        }
+    };
+    let finite: Vec<Option<f64>> = if n * d < SMALL {
+        panel.chunks_mut(d).enumerate().map(row).collect()
+    } else {
+        panel.par_chunks_mut(d).enumerate().map(row).collect()
+    };
     let first_bad = finite.iter().position(|b| b.is_some());
     let Some(first_bad) = first_bad else {
         return Ok((n, 0));
@@ -349,14 +417,22 @@ fn gram_replace_f32(sum: &mut [f32], d: usize, panel: &[f32], rows: usize) {
 
 /// lower(dst) += lower(src), both column-major d×d (src f64 or f32, widened exactly).
 fn add_lower<S: Copy + Send + Sync + Into<f64>>(dst: &mut [f64], src: &[S], d: usize) {
-    dst.par_chunks_mut(d)
-        .zip(src.par_chunks(d))
-        .enumerate()
-        .for_each(|(j, (dc, sc))| {
-            for i in j..d {
-                dc[i] += sc[i].into();
-            }
-        });
+    let column = |(j, (dc, sc)): (usize, (&mut [f64], &[S]))| {
+        for i in j..d {
+            dc[i] += sc[i].into();
+        }
+    };
+    if d * d < SMALL {
+        dst.chunks_mut(d)
+            .zip(src.chunks(d))
+            .enumerate()
+            .for_each(column);
+    } else {
+        dst.par_chunks_mut(d)
+            .zip(src.par_chunks(d))
+            .enumerate()
+            .for_each(column);
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +524,56 @@ mod tests {
         assert_eq!(acc.count(), 0);
         acc.update(rows.view(), NonFinitePolicy::Skip).unwrap();
         assert_eq!((acc.count(), acc.nonfinite()), (4, 1));
+    }
+
+    #[test]
+    fn fast_precision_never_overflows_or_underflows() {
+        for scale in [1e20f32, 1e-25, 3e38] {
+            let mut rows = Array2::<f32>::from_elem((600, 3), scale);
+            rows[[5, 1]] = 1.0;
+            let mut fast = AgopAccumulator::new(3).unwrap();
+            fast.update_with(rows.view(), NonFinitePolicy::Raise, Precision::Fast)
+                .unwrap();
+            let mut exact = AgopAccumulator::new(3).unwrap();
+            exact
+                .update_with(rows.view(), NonFinitePolicy::Raise, Precision::Exact)
+                .unwrap();
+            for (a, b) in fast.matrix().iter().zip(exact.matrix()) {
+                assert!(a.is_finite() && *a != 0.0, "scale {scale}: {a}");
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs(),
+                    "scale {scale}: {a} vs {b}"
+                );
+            }
+        }
+        // Ordinary values still take the f32 path (and differ from exact only by rounding).
+        let rows = Array2::from_shape_vec((40, 3), lcg(120, 9))
+            .unwrap()
+            .mapv(|v| v as f32);
+        assert!(f32_products_safe(rows.as_slice().unwrap(), 3));
+    }
+
+    #[test]
+    fn counts_never_wrap() {
+        let mut a = AgopAccumulator::from_parts(1, &[1.0], u64::MAX, 0).unwrap();
+        let b = AgopAccumulator::from_parts(1, &[1.0], 10, 0).unwrap();
+        let e = a.merge(&b).unwrap_err().to_string();
+        assert!(e.contains("overflow"), "{e}");
+        assert_eq!(a.count(), u64::MAX);
+        let rows = Array2::<f32>::ones((2, 1));
+        assert!(a.update(rows.view(), NonFinitePolicy::Raise).is_err());
+        assert_eq!(a.sum_matrix(), vec![1.0]);
+    }
+
+    #[test]
+    fn absurd_dims_are_errors_not_panics() {
+        for d in [1usize << 32, 3_037_000_500, usize::MAX] {
+            assert!(
+                matches!(AgopAccumulator::new(d), Err(NilError::Value(_))),
+                "{d}"
+            );
+        }
+        assert!(AgopAccumulator::from_parts(1 << 33, &[], 0, 0).is_err());
     }
 
     #[test]

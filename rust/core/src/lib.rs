@@ -4,7 +4,9 @@
 //! - [`stats`]: interaction statistics (AOFE, ratios, weighted cos², spectrum, null baselines).
 //! - [`superposition`]: statistics of a feature matrix W, streamed without a V×V matrix.
 //! - [`nfa`]: Neural Feature Ansatz correlation of WᵀW with AGOP^γ and the fit of γ.
-//! - [`agop_file`]: safetensors files of accumulators, written atomically.
+//! - [`agop_file`]: safetensors files of accumulators, checksummed, written atomically.
+//! - [`limits`]: the documented maximum dims and counts, and the memory check before allocating.
+//! - [`fsutil`]: atomic writes and reads that refuse anything but a regular file.
 //! - [`interval`]: efficient-interval fitting of a runs table; [`corr`]: correlation statistics.
 
 // `!(x > 0.0)` is deliberate throughout: it is true for NaN, which must take the degenerate path.
@@ -18,6 +20,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gram;
 pub mod interval;
+pub mod limits;
 pub mod nfa;
 pub mod shards;
 pub mod special;

@@ -30,6 +30,7 @@ pub fn to_py(err: NilError) -> PyErr {
         NilError::Value(_) => nil_class("NilValueError", message),
         NilError::Format { .. } => nil_class("FormatError", message),
         NilError::Checksum { .. } => nil_class("ChecksumError", message),
+        NilError::Memory(_) => nil_class("MemoryLimitError", message),
         NilError::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
             std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {

@@ -92,7 +92,7 @@ fn manifest_write(py: Python<'_>, dir: PathBuf, text: String) -> PyResult<()> {
 fn manifest_read(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
     detached(py, || {
         let path = Manifest::path(&dir);
-        let bytes = std::fs::read(&path).map_err(|e| NilError::io(&path, e))?;
+        let bytes = Manifest::read_bytes(&dir)?;
         Manifest::parse(&path, &bytes)?;
         String::from_utf8(bytes).map_err(|e| NilError::format(&path, e.to_string()))
     })
@@ -137,6 +137,43 @@ fn verify_capture<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
+/// A Python progress callback as the core's `progress(bytes) -> keep going`: called from worker
+/// threads; the first exception it raises stops the work and is kept to be re-raised.
+struct Progress {
+    callback: Option<Py<PyAny>>,
+    error: Mutex<Option<PyErr>>,
+}
+
+impl Progress {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        Self {
+            callback,
+            error: Mutex::new(None),
+        }
+    }
+
+    fn report(&self, n: u64) -> bool {
+        let Some(cb) = self.callback.as_ref() else {
+            return true;
+        };
+        Python::attach(|py| match cb.call1(py, (n,)) {
+            Ok(v) => v.is_truthy(py).unwrap_or(true),
+            Err(e) => {
+                *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                false
+            }
+        })
+    }
+
+    /// The callback's exception if it raised one, else `result` with core errors mapped.
+    fn finish<T>(self, result: nil_core::Result<T>) -> PyResult<T> {
+        if let Some(e) = self.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        result.map_err(to_py)
+    }
+}
+
 /// Reduces a capture into per-layer accumulators; returns (accumulators, shard digests).
 /// `progress(nbytes)` is called from worker threads and stops the work when it returns False.
 #[pyfunction]
@@ -150,19 +187,8 @@ fn reduce_capture(
     progress: Option<Py<PyAny>>,
     shards: Option<(usize, usize)>,
 ) -> PyResult<(Accs, Vec<String>)> {
-    let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
-    let report = |n: u64| -> bool {
-        let Some(cb) = progress.as_ref() else {
-            return true;
-        };
-        Python::attach(|py| match cb.call1(py, (n,)) {
-            Ok(v) => v.is_truthy(py).unwrap_or(true),
-            Err(e) => {
-                *callback_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                false
-            }
-        })
-    };
+    let p = Progress::new(progress);
+    let report = |n: u64| p.report(n);
     let result = detached(py, || {
         with_pool(|| {
             shards::reduce_capture_shards(
@@ -175,14 +201,19 @@ fn reduce_capture(
             )
         })
     });
-    if let Some(e) = callback_error
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-    {
-        return Err(e);
-    }
-    let r = result.map_err(to_py)?;
+    let r = p.finish(result)?;
     Ok((wrap(r.layers), r.sources))
+}
+
+/// What a path given to analyze or merge is: "capture" (a directory) or "partial" (a regular
+/// file); anything else (missing, FIFO, device, symbolic-link loop) raises, naming it.
+#[pyfunction]
+fn input_kind(py: Python<'_>, path: PathBuf) -> PyResult<&'static str> {
+    let k = detached(py, || shards::input_kind(&path)).map_err(to_py)?;
+    Ok(match k {
+        shards::InputKind::Capture => "capture",
+        shards::InputKind::PartialFile => "partial",
+    })
 }
 
 /// Writes accumulators and the shard digests they count to a partial file atomically.
@@ -212,34 +243,50 @@ fn partial_read(py: Python<'_>, path: PathBuf) -> PyResult<(Accs, Vec<String>)> 
 }
 
 /// Merges capture directories and partial files exactly; returns (accumulators, shard digests).
+/// `progress(nbytes)` as in `reduce_capture` (it is also called with 0 before each input), so
+/// that Ctrl-C stops a merge within a block.
 #[pyfunction]
-#[pyo3(signature = (inputs, skip_nonfinite=false, fast=true))]
+#[pyo3(signature = (inputs, skip_nonfinite=false, fast=true, progress=None))]
 fn partial_merge(
     py: Python<'_>,
     inputs: Vec<PathBuf>,
     skip_nonfinite: bool,
     fast: bool,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<(Accs, Vec<String>)> {
+    let p = Progress::new(progress);
+    let report = |n: u64| p.report(n);
     let merged = detached(py, || {
         with_pool(|| {
-            let parts = inputs
-                .iter()
-                .map(|p| {
-                    Ok((
-                        p.clone(),
-                        shards::load_partial(p, policy(skip_nonfinite), precision(fast))?,
-                    ))
-                })
-                .collect::<nil_core::Result<Vec<_>>>()?;
+            let mut parts = Vec::with_capacity(inputs.len());
+            for path in &inputs {
+                if !report(0) {
+                    return Err(NilError::Value(shards::reduce::INTERRUPTED.into()));
+                }
+                let part =
+                    shards::load_partial(path, policy(skip_nonfinite), precision(fast), &report)?;
+                parts.push((path.clone(), part));
+            }
             shards::merge_partials(&parts)
         })
-    })
-    .map_err(to_py)?;
+    });
+    let merged = p.finish(merged)?;
     Ok((wrap(merged.layers), merged.sources))
 }
 
-/// Adds the shard functions to the module.
+/// Adds the shard functions and the format's limits to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("MAX_DIM", nil_core::limits::MAX_DIM)?;
+    m.add("MAX_LAYERS", nil_core::limits::MAX_LAYERS)?;
+    m.add("MAX_NAME_BYTES", nil_core::limits::MAX_NAME_BYTES)?;
+    m.add(
+        "RESERVED_NAMES",
+        nil_core::limits::RESERVED_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    m.add_function(wrap_pyfunction!(input_kind, m)?)?;
     m.add_function(wrap_pyfunction!(shard_write, m)?)?;
     m.add_function(wrap_pyfunction!(manifest_write, m)?)?;
     m.add_function(wrap_pyfunction!(manifest_read, m)?)?;

@@ -6,8 +6,10 @@
 
 use crate::dtype::RowDType;
 use crate::error::{NilError, Result};
+use crate::fsutil::{read_regular, stat};
+use crate::limits::{add_counts, check_dim, check_layer_count, check_name};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// File name of the manifest inside a capture directory.
@@ -88,21 +90,45 @@ impl Manifest {
     /// Reads and validates `dir/manifest.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
-        if dir.is_file() {
+        let bytes = Self::read_bytes(dir)?;
+        Self::parse(&path, &bytes)
+    }
+
+    /// The bytes of `dir/manifest.json`, refusing a capture path that is not a directory and a
+    /// manifest that is not a regular file (a FIFO would block the read forever).
+    pub fn read_bytes(dir: &Path) -> Result<Vec<u8>> {
+        let meta = stat(dir)?;
+        if !meta.is_dir() {
             return Err(NilError::format(
                 dir,
-                "expected a capture directory (holding manifest.json and shards/), found a file",
+                format!(
+                    "expected a capture directory (holding manifest.json and shards/), found {}",
+                    crate::fsutil::describe(&meta)
+                ),
             ));
         }
-        let bytes = std::fs::read(&path).map_err(|e| NilError::io(&path, e))?;
-        Self::parse(&path, &bytes)
+        read_regular(&Self::path(dir), "manifest")
     }
 
     /// Parses and validates manifest bytes; `path` only names the file in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| NilError::format(path, format!("not valid JSON: {e}")))?;
-        match value.get("format_version") {
+        // The version first (a newer capture gets a clear "use that release" error), parsed
+        // without building a JSON tree: manifests of many layers are large.
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: Option<serde_json::Value>,
+        }
+        let v: Version = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                NilError::format(
+                    path,
+                    format!("expected a JSON object (a nil capture manifest): {e}"),
+                )
+            } else {
+                NilError::format(path, format!("not valid JSON: {e}"))
+            }
+        })?;
+        match v.format_version {
             Some(serde_json::Value::Number(n)) if n.as_u64() == Some(FORMAT_VERSION as u64) => {}
             Some(v) => {
                 return Err(NilError::format(
@@ -120,7 +146,7 @@ impl Manifest {
                 ))
             }
         }
-        let m: Manifest = serde_json::from_value(value).map_err(|e| {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             NilError::format(
                 path,
                 format!("manifest does not follow format {FORMAT} v{FORMAT_VERSION}: {e}"),
@@ -157,18 +183,21 @@ impl Manifest {
         if self.layers.is_empty() {
             return bad("layers: expected at least one layer, found none".into());
         }
-        let mut names = HashSet::new();
+        let limit = |e: NilError| match e {
+            NilError::Value(m) => NilError::format(path, m),
+            other => other,
+        };
+        check_layer_count("layers", self.layers.len()).map_err(limit)?;
+        let mut names = HashSet::with_capacity(self.layers.len());
         for l in &self.layers {
-            if l.name.is_empty() {
-                return bad("layers: a layer has an empty name".into());
-            }
+            check_name("layers", &l.name).map_err(limit)?;
             if !names.insert(l.name.as_str()) {
                 return bad(format!("layer {}: listed twice", l.name));
             }
-            if l.dim == 0 {
-                return bad(format!("layer {}: dim must be positive, found 0", l.name));
-            }
+            check_dim(&format!("layer {}", l.name), l.dim).map_err(limit)?;
         }
+        let mut digests: HashMap<&str, usize> = HashMap::with_capacity(self.shards.len());
+        let mut totals: Vec<u64> = vec![0; self.layers.len()];
         for (i, s) in self.shards.iter().enumerate() {
             let expected = shard_file_name(i);
             if s.file != expected {
@@ -188,13 +217,21 @@ impl Manifest {
                     s.file, s.blake3
                 ));
             }
-            for l in &self.layers {
-                if !s.rows.contains_key(&l.name) {
+            if let Some(first) = digests.insert(s.blake3.as_str(), i) {
+                return bad(format!(
+                    "{} has the same blake3 as {} ({}): the same bytes listed twice would count \
+                     their rows twice",
+                    s.file, self.shards[first].file, s.blake3
+                ));
+            }
+            for (l, total) in self.layers.iter().zip(totals.iter_mut()) {
+                let Some(&n) = s.rows.get(&l.name) else {
                     return bad(format!(
                         "{}: layer {}: row count missing from the manifest",
                         s.file, l.name
                     ));
-                }
+                };
+                *total = add_counts(&format!("layer {}", l.name), *total, n).map_err(limit)?;
             }
             if let Some(extra) = s.rows.keys().find(|k| !names.contains(k.as_str())) {
                 return bad(format!(
@@ -206,17 +243,25 @@ impl Manifest {
         Ok(())
     }
 
-    /// Dim of a layer, if the capture has it.
-    pub fn dim_of(&self, layer: &str) -> Option<usize> {
-        self.layers.iter().find(|l| l.name == layer).map(|l| l.dim)
+    /// Index of every layer by name (lookups in constant time, however many layers).
+    pub fn layer_index(&self) -> HashMap<&str, usize> {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name.as_str(), i))
+            .collect()
     }
 
-    /// Total rows of each layer over all shards, in layer order.
+    /// Total rows of each layer over all shards, in layer order (validation has checked that
+    /// they fit in 64 bits; saturating here all the same).
     pub fn total_rows(&self) -> Vec<(String, u64)> {
         self.layers
             .iter()
             .map(|l| {
-                let n = self.shards.iter().map(|s| s.rows[&l.name]).sum();
+                let n = self
+                    .shards
+                    .iter()
+                    .fold(0u64, |acc, s| acc.saturating_add(s.rows[&l.name]));
                 (l.name.clone(), n)
             })
             .collect()
@@ -261,6 +306,8 @@ mod tests {
             ("/shards/0/file", serde_json::json!("../x.safetensors")),
             ("/shards/0/blake3", serde_json::json!("xyz")),
             ("/shards/0/rows", serde_json::json!({"a": 1})),
+            ("/layers/0/dim", serde_json::json!(1u64 << 32)),
+            ("/layers/0/name", serde_json::json!("__metadata__")),
         ];
         for (ptr, val) in cases {
             let mut v = good();
@@ -268,5 +315,20 @@ mod tests {
             assert!(parse(&v).is_err(), "{ptr} accepted");
         }
         assert!(Manifest::parse(Path::new("m"), b"{not json").is_err());
+    }
+
+    #[test]
+    fn refuses_duplicated_digests_and_overflowing_row_counts() {
+        let mut v = good();
+        let mut second = v["shards"][0].clone();
+        second["file"] = serde_json::json!("shards/000001.safetensors");
+        v["shards"].as_array_mut().unwrap().push(second.clone());
+        let e = parse(&v).unwrap_err().to_string();
+        assert!(e.contains("same blake3") && e.contains("000000"), "{e}");
+        second["blake3"] = serde_json::json!("1".repeat(64));
+        second["rows"]["a"] = serde_json::json!(u64::MAX);
+        v["shards"][1] = second;
+        let e = parse(&v).unwrap_err().to_string();
+        assert!(e.contains("overflow") && e.contains("layer a"), "{e}");
     }
 }

@@ -4,15 +4,13 @@
 //! exactly (sums and counts add), and a shard counted twice is refused.
 
 use super::reduce::reduce_capture;
-use crate::agop_file::{parse_accumulators, write_accumulators};
+pub use crate::agop_file::SOURCES_KEY;
+use crate::agop_file::{read_accumulator_file, write_accumulators};
 use crate::error::{NilError, Result};
+use crate::fsutil::{describe, stat};
 use crate::gram::{AgopAccumulator, NonFinitePolicy, Precision};
-use safetensors::SafeTensors;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-
-/// Metadata key listing the shards (blake3 hex) a partial file counts.
-pub const SOURCES_KEY: &str = "nil.sources";
 
 /// Named accumulators and the shards they count.
 #[derive(Clone, Debug, Default)]
@@ -36,11 +34,8 @@ pub fn write_partial(path: &Path, p: &Partial, extra: &HashMap<String, String>) 
 
 /// Reads a partial result written by [`write_partial`] (or any `agop.safetensors`).
 pub fn read_partial(path: &Path) -> Result<Partial> {
-    let bytes = std::fs::read(path).map_err(|e| NilError::io(path, e))?;
-    let layers = parse_accumulators(path, &bytes)?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| NilError::format(path, format!("not a safetensors file: {e}")))?;
-    let sources = match header.metadata().as_ref().and_then(|m| m.get(SOURCES_KEY)) {
+    let (layers, meta) = read_accumulator_file(path)?;
+    let sources = match meta.get(SOURCES_KEY) {
         None => Vec::new(),
         Some(text) => serde_json::from_str::<Vec<String>>(text).map_err(|e| {
             NilError::format(
@@ -49,19 +44,61 @@ pub fn read_partial(path: &Path) -> Result<Partial> {
             )
         })?,
     };
+    let mut seen = HashSet::with_capacity(sources.len());
+    for s in &sources {
+        if !seen.insert(s.as_str()) {
+            return Err(NilError::format(
+                path,
+                format!("metadata {SOURCES_KEY}: shard {s} is listed twice (its rows would be counted twice)"),
+            ));
+        }
+    }
     Ok(Partial { layers, sources })
 }
 
-/// A partial result from a capture directory (reduced, verified) or from a partial file.
-pub fn load_partial(path: &Path, policy: NonFinitePolicy, precision: Precision) -> Result<Partial> {
-    if path.is_dir() {
-        let r = reduce_capture(path, None, policy, precision, &|_| true)?;
-        Ok(Partial {
-            layers: r.layers,
-            sources: r.sources,
-        })
+/// What an input path is: a capture directory or a partial AGOP file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    Capture,
+    PartialFile,
+}
+
+/// Classifies `path` for analyze/merge: a directory is a capture, a regular file a partial file;
+/// anything else (missing, a FIFO, a device, a symbolic-link loop) is an error naming it.
+pub fn input_kind(path: &Path) -> Result<InputKind> {
+    let meta = stat(path)?;
+    if meta.is_dir() {
+        Ok(InputKind::Capture)
+    } else if meta.is_file() {
+        Ok(InputKind::PartialFile)
     } else {
-        read_partial(path)
+        Err(NilError::format(
+            path,
+            format!(
+                "expected a capture directory or a partial AGOP file, found {}",
+                describe(&meta)
+            ),
+        ))
+    }
+}
+
+/// A partial result from a capture directory (reduced, verified) or from a partial file;
+/// `progress` as in [`reduce_capture`].
+pub fn load_partial(
+    path: &Path,
+    policy: NonFinitePolicy,
+    precision: Precision,
+    progress: &(dyn Fn(u64) -> bool + Sync),
+) -> Result<Partial> {
+    match input_kind(path)? {
+        InputKind::Capture => {
+            let r = reduce_capture(path, None, policy, precision, progress)?;
+            Ok(Partial {
+                layers: r.layers,
+                sources: r.sources,
+            })
+        }
+        InputKind::PartialFile => read_partial(path),
     }
 }
 
@@ -86,9 +123,16 @@ pub fn merge_partials(inputs: &[(PathBuf, Partial)]) -> Result<Partial> {
             }
         }
     }
+    let index: HashMap<String, usize> = out
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.clone(), i))
+        .collect();
     for (path, p) in &inputs[1..] {
+        let here: HashSet<&str> = p.layers.iter().map(|(n, _)| n.as_str()).collect();
         for (name, _) in &out.layers {
-            if !p.layers.iter().any(|(n, _)| n == name) {
+            if !here.contains(name.as_str()) {
                 return Err(NilError::format(
                     path,
                     format!(
@@ -99,7 +143,7 @@ pub fn merge_partials(inputs: &[(PathBuf, Partial)]) -> Result<Partial> {
             }
         }
         for (name, acc) in &p.layers {
-            let Some((_, target)) = out.layers.iter_mut().find(|(n, _)| n == name) else {
+            let Some((_, target)) = index.get(name).map(|&i| &mut out.layers[i]) else {
                 return Err(NilError::format(
                     path,
                     format!(
@@ -115,7 +159,12 @@ pub fn merge_partials(inputs: &[(PathBuf, Partial)]) -> Result<Partial> {
                     acc.dim(),
                 ));
             }
-            target.merge(acc)?;
+            target.merge(acc).map_err(|e| match e {
+                NilError::Value(m) => {
+                    NilError::Value(format!("{}: layer {name}: {m}", path.display()))
+                }
+                other => other,
+            })?;
         }
         out.sources.extend(p.sources.iter().cloned());
     }

@@ -1,20 +1,24 @@
-//! Reduction of a capture into one `AgopAccumulator` per layer: shards are memory-mapped, hashed
-//! and reduced in a single pass (a shard's rows count only if its blake3 matches the manifest),
-//! groups of shards run in parallel with their own partial accumulators, merged in a fixed order.
+//! Reduction of a capture into one `AgopAccumulator` per layer: each shard is read once, in file
+//! order, into a reusable buffer ([`super::reader`]), hashed and reduced in the same pass (a
+//! shard's rows count only if its blake3 matches the manifest); groups of shards run in parallel
+//! with their own partial accumulators, merged in a fixed order.
 //!
-//! Memory is bounded independently of the capture's size: mapped pages are released block by
-//! block, and the number of concurrent partial accumulator sets is capped by a byte budget.
+//! Memory is bounded independently of the capture's size: one read buffer per worker, and the
+//! number of concurrent partial accumulator sets is capped by a byte budget and by the memory the
+//! machine has; a reduction that cannot fit even one set fails before allocating, saying how much
+//! the largest layer needs.
 
 use super::manifest::{Manifest, ShardInfo};
-use super::shard_file::{check_layer, parse_header};
-use super::verify::{check_size, hash_map, map_file, release, CHUNK};
+use super::reader::{Buffer, ShardReader, CHUNK, WINDOW};
+use super::shard_file::check_layer;
 use crate::dtype::{view_as_bf16, view_as_f16, RowDType};
 use crate::error::{NilError, Result};
 use crate::gram::{AgopAccumulator, NonFinitePolicy, Precision};
-use memmap2::Mmap;
+use crate::limits::{available_memory, dim_square_bytes, human};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,10 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const INTERRUPTED: &str = "interrupted";
 
 /// Bytes allowed for concurrent partial accumulators (each worker holds one set).
-const ACCUMULATOR_BUDGET: usize = 512 << 20;
+const ACCUMULATOR_BUDGET: u64 = 512 << 20;
 
-/// Source bytes handed to the accumulator at once (its pages are released after each block).
-const BLOCK_BYTES: usize = 32 << 20;
+/// Source bytes handed to the accumulator at once (half the read window, so that one refill
+/// serves two blocks).
+const BLOCK_BYTES: usize = WINDOW / 2;
 
 /// Rows handed to the accumulator at once: about [`BLOCK_BYTES`] of stored rows.
 fn block_rows(row_bytes: usize) -> usize {
@@ -60,8 +65,52 @@ fn interrupted() -> NilError {
     NilError::Value(INTERRUPTED.into())
 }
 
-fn is_interrupt(e: &NilError) -> bool {
+/// Whether `e` is the error of a reduction stopped by its progress callback (Ctrl-C).
+pub fn is_interrupt(e: &NilError) -> bool {
     matches!(e, NilError::Value(m) if m == INTERRUPTED)
+}
+
+/// Bytes one worker needs for the accumulators of `layers` (name, dim): their d×d f64 sums, the
+/// largest update's working triangles (f64 scratch and f32 block, 12·d²) and the read buffer.
+/// None when the total overflows.
+fn set_bytes(layers: &[(&str, usize)]) -> Option<u64> {
+    let mut total: u64 = (WINDOW as u64) + (16 << 20);
+    let mut largest = 0u64;
+    for (_, d) in layers {
+        let b = dim_square_bytes(*d, 8)?;
+        total = total.checked_add(b)?;
+        largest = largest.max(dim_square_bytes(*d, 12)?);
+    }
+    total.checked_add(largest)
+}
+
+/// Checks that one set of accumulators for `layers` fits in the memory available; returns the
+/// bytes it needs. The error names the largest layer and what it and the whole set need.
+pub(crate) fn check_reduction_memory(path: &Path, layers: &[(&str, usize)]) -> Result<u64> {
+    // The first of the largest layers (max_by_key keeps the last of equals: search backwards).
+    let Some((name, dim)) = layers.iter().rev().max_by_key(|(_, d)| *d) else {
+        return Ok(0);
+    };
+    let need = set_bytes(layers);
+    let avail = available_memory();
+    let fits = match (need, avail) {
+        (Some(n), Some(a)) => n <= a,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if fits {
+        return Ok(need.unwrap_or(0));
+    }
+    let one = dim_square_bytes(*dim, 8).map_or("more than 16 EiB".into(), human);
+    Err(NilError::Memory(format!(
+        "{}: layer {name} (dim {dim}) needs {one} for its d×d float64 accumulator; reducing the \
+         {} selected layer(s) needs {} in all, and this machine has {} available \
+         (select fewer layers with --layers, or analyse on a machine with more memory)",
+        path.display(),
+        layers.len(),
+        need.map_or("more than 16 EiB".into(), human),
+        avail.map_or("an unknown amount".into(), human),
+    )))
 }
 
 /// Reduces `dir` into per-layer accumulators. `layers` selects layers (all when None);
@@ -75,6 +124,42 @@ pub fn reduce_capture(
     progress: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<Reduction> {
     reduce_capture_shards(dir, layers, policy, precision, progress, None)
+}
+
+/// The layers `names` selects (all when None), in the order given, without repeats.
+fn select(dir: &Path, m: &Manifest, names: Option<&[String]>) -> Result<Vec<Selected>> {
+    let Some(names) = names else {
+        return Ok(m
+            .layers
+            .iter()
+            .map(|l| Selected {
+                name: l.name.clone(),
+                dim: l.dim,
+            })
+            .collect());
+    };
+    let index = m.layer_index();
+    let mut seen = HashSet::with_capacity(names.len());
+    let mut out: Vec<Selected> = Vec::with_capacity(names.len());
+    for n in names {
+        let Some(&i) = index.get(n.as_str()) else {
+            let mut have: Vec<&str> = m.layers.iter().take(20).map(|l| l.name.as_str()).collect();
+            if m.layers.len() > 20 {
+                have.push("…");
+            }
+            return Err(NilError::Value(format!(
+                "{}: layer {n}: not in this capture; it has {have:?}",
+                Manifest::path(dir).display()
+            )));
+        };
+        if seen.insert(n.as_str()) {
+            out.push(Selected {
+                name: n.clone(),
+                dim: m.layers[i].dim,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// [`reduce_capture`] restricted to the shards whose indices lie in `shards` (all when None): the
@@ -99,51 +184,31 @@ pub fn reduce_capture_shards(
             m.shards.len()
         )));
     }
-    let selected: Vec<Selected> = match layers {
-        None => m
-            .layers
-            .iter()
-            .map(|l| Selected {
-                name: l.name.clone(),
-                dim: l.dim,
-            })
-            .collect(),
-        Some(names) => {
-            let mut out: Vec<Selected> = Vec::new();
-            for n in names {
-                let Some(dim) = m.dim_of(n) else {
-                    let have: Vec<&str> = m.layers.iter().map(|l| l.name.as_str()).collect();
-                    return Err(NilError::Value(format!(
-                        "{}: layer {n}: not in this capture; it has {have:?}",
-                        Manifest::path(dir).display()
-                    )));
-                };
-                if !out.iter().any(|s| &s.name == n) {
-                    out.push(Selected {
-                        name: n.clone(),
-                        dim,
-                    });
-                }
-            }
-            out
-        }
-    };
+    let selected = select(dir, &m, layers)?;
     if m.shards.is_empty() || chosen.is_empty() {
         return Err(NilError::format(
             Manifest::path(dir),
             "empty capture: the manifest lists no shards, so there are no rows to analyse",
         ));
     }
+    let dims: Vec<(&str, usize)> = selected.iter().map(|s| (s.name.as_str(), s.dim)).collect();
+    let per_set = check_reduction_memory(&Manifest::path(dir), &dims)?.max(1);
+    let by_memory = available_memory().map_or(usize::MAX, |a| (a / per_set) as usize);
     let n = chosen.len();
-    let per_set: usize = selected.iter().map(|s| s.dim * s.dim * 8).sum::<usize>() + (16 << 20);
     let workers = rayon::current_num_threads()
         .min(n)
-        .min((ACCUMULATOR_BUDGET / per_set).max(1))
+        .min((ACCUMULATOR_BUDGET / per_set) as usize)
+        .min(by_memory)
         .max(1);
     let per = n.div_ceil(workers);
     let groups: Vec<std::ops::Range<usize>> = (0..workers)
         .map(|w| chosen.start + (w * per).min(n)..chosen.start + ((w + 1) * per).min(n))
         .filter(|r| !r.is_empty())
+        .collect();
+    let index: HashMap<&str, usize> = selected
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.name.as_str(), k))
         .collect();
     let stop = AtomicBool::new(false);
     let results: Vec<Result<Vec<AgopAccumulator>>> = groups
@@ -153,14 +218,24 @@ pub fn reduce_capture_shards(
                 .iter()
                 .map(|s| AgopAccumulator::new(s.dim))
                 .collect::<Result<_>>()?;
+            let mut buf = Buffer::default();
+            let opts = Opts {
+                policy,
+                precision,
+                progress,
+                stop: &stop,
+            };
             for i in range {
-                let opts = Opts {
-                    policy,
-                    precision,
-                    progress,
-                    stop: &stop,
-                };
-                let r = reduce_shard(dir, &m, &m.shards[i], &selected, &mut accs, &opts);
+                let r = reduce_shard(
+                    dir,
+                    &m,
+                    &m.shards[i],
+                    &index,
+                    &selected,
+                    &mut accs,
+                    &opts,
+                    &mut buf,
+                );
                 if let Err(e) = r {
                     stop.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -197,69 +272,89 @@ pub fn reduce_capture_shards(
 }
 
 /// Reduces one shard into `accs`, verifying its size and checksum on the way.
+#[allow(clippy::too_many_arguments)]
 fn reduce_shard(
     dir: &Path,
     m: &Manifest,
     s: &ShardInfo,
+    index: &HashMap<&str, usize>,
+    selected: &[Selected],
+    accs: &mut [AgopAccumulator],
+    opts: &Opts<'_>,
+    buf: &mut Buffer,
+) -> Result<()> {
+    let mut r = ShardReader::open(dir, s, buf)?;
+    let outcome = reduce_stream(&mut r, m, s, index, selected, accs, opts);
+    let path = r.path.clone();
+    let mismatch = |found: String| NilError::Checksum {
+        path: path.clone(),
+        recorded_in: "the manifest",
+        expected: s.blake3.clone(),
+        found,
+    };
+    match outcome {
+        Ok(()) => {
+            let found = r.finish()?;
+            if found != s.blake3 {
+                return Err(mismatch(found));
+            }
+            Ok(())
+        }
+        Err(e) if is_interrupt(&e) => Err(e),
+        // The shard failed to parse or held bad values: if its bytes are not the recorded ones,
+        // say so rather than reporting the symptom (a read that failed reports itself).
+        Err(e) => match r.finish() {
+            Ok(found) if found != s.blake3 => Err(mismatch(found)),
+            _ => Err(e),
+        },
+    }
+}
+
+/// The single pass over a shard: every byte is hashed in file order as it is read, the selected
+/// layers' rows are reduced block by block, and progress is reported about every [`CHUNK`] bytes.
+fn reduce_stream(
+    r: &mut ShardReader<'_>,
+    m: &Manifest,
+    s: &ShardInfo,
+    index: &HashMap<&str, usize>,
     selected: &[Selected],
     accs: &mut [AgopAccumulator],
     opts: &Opts<'_>,
 ) -> Result<()> {
-    let path = check_size(dir, s)?;
-    let map = map_file(&path)?;
-    let mut hasher = blake3::Hasher::new();
-    let outcome = reduce_mapped(&path, &map, m, s, selected, accs, opts, &mut hasher);
-    let found = match &outcome {
-        Ok(hashed_to) => hash_map(&map, *hashed_to, &mut hasher),
-        Err(e) if is_interrupt(e) => return outcome.map(|_| ()),
-        // The shard failed to parse or held bad values: if its bytes are not the recorded ones,
-        // say so rather than reporting the symptom.
-        Err(_) => hash_map(&map, 0, &mut blake3::Hasher::new()),
-    };
-    if found != s.blake3 {
-        return Err(NilError::Checksum {
-            path,
-            expected: s.blake3.clone(),
-            found,
-        });
-    }
-    outcome.map(|_| ())
-}
-
-/// The single pass over a mapped shard: hashes every byte in file order, reduces the selected
-/// layers' rows block by block, releases pages behind it. Returns how far it hashed.
-#[allow(clippy::too_many_arguments)]
-fn reduce_mapped(
-    path: &Path,
-    map: &Mmap,
-    m: &Manifest,
-    s: &ShardInfo,
-    selected: &[Selected],
-    accs: &mut [AgopAccumulator],
-    opts: &Opts<'_>,
-    hasher: &mut blake3::Hasher,
-) -> Result<usize> {
     let (progress, stop) = (opts.progress, opts.stop);
-    let tensors = parse_header(path, map)?;
+    let path = r.path.clone();
+    let tensors = r.header()?;
+    let dtype = m.dtype();
     for l in &m.layers {
-        check_layer(path, &tensors, &l.name, l.dim, s.rows[&l.name], m.dtype())?;
+        check_layer(&path, &tensors, &l.name, l.dim, s.rows[&l.name], dtype)?;
     }
     let mut regions: Vec<(&str, usize, usize)> = tensors
         .iter()
         .map(|(n, t)| (n.as_str(), t.start, t.end))
         .collect();
     regions.sort_by_key(|r| (r.1, r.2));
-    let dtype = m.dtype();
     let esize = dtype.size();
-    let mut hashed = 0usize;
+    // Bytes processed but not yet reported (the header counts as processed).
+    let mut pending = r.position();
+    let report = |n: u64, pending: &mut u64| -> bool {
+        *pending += n;
+        if *pending >= CHUNK as u64 {
+            let p = std::mem::take(pending);
+            return progress(p) && !stop.load(Ordering::Relaxed);
+        }
+        true
+    };
     for (name, start, end) in regions {
         if stop.load(Ordering::Relaxed) {
             return Err(interrupted());
         }
-        hasher.update(&map[hashed..start]);
-        let sel = selected.iter().position(|x| x.name == name);
-        match sel {
-            Some(k) => {
+        let at = r.position();
+        if (start as u64) > at {
+            // Not produced by a valid header (tensors are contiguous), but hash any gap all the same.
+            r.skip(start as u64 - at, &mut |_| true)?;
+        }
+        match index.get(name) {
+            Some(&k) => {
                 let dim = selected[k].dim;
                 let row_bytes = dim * esize;
                 let br = block_rows(row_bytes);
@@ -267,39 +362,31 @@ fn reduce_mapped(
                 let mut r0 = 0;
                 while r0 < rows {
                     let r1 = (r0 + br).min(rows);
-                    let (b0, b1) = (start + r0 * row_bytes, start + r1 * row_bytes);
-                    let bytes = &map[b0..b1];
-                    hasher.update(bytes);
+                    let bytes = r.next((r1 - r0) * row_bytes)?;
                     update_block(&mut accs[k], bytes, r1 - r0, dim, dtype, opts)
-                        .map_err(|e| relabel(e, path, name, r0 as u64))?;
-                    release(map, b0, b1);
-                    if !progress((b1 - b0) as u64) || stop.load(Ordering::Relaxed) {
+                        .map_err(|e| relabel(e, &path, name, r0 as u64))?;
+                    if !report(bytes.len() as u64, &mut pending) {
                         return Err(interrupted());
                     }
                     r0 = r1;
                 }
             }
             None => {
-                let mut at = start;
-                while at < end {
-                    let e = (at + CHUNK).min(end);
-                    hasher.update(&map[at..e]);
-                    release(map, at, e);
-                    if !progress((e - at) as u64) {
-                        return Err(interrupted());
-                    }
-                    at = e;
+                let mut go = true;
+                r.skip((end - start) as u64, &mut |n| {
+                    go = report(n, &mut pending);
+                    go
+                })?;
+                if !go {
+                    return Err(interrupted());
                 }
             }
         }
-        hashed = end;
     }
-    // The header and padding, counted once the shard is done.
-    let data: usize = tensors.values().map(|t| t.end - t.start).sum();
-    if !progress((map.len() - data) as u64) {
+    if pending > 0 && !progress(pending) {
         return Err(interrupted());
     }
-    Ok(hashed)
+    Ok(())
 }
 
 /// Names the file and layer (and the row within the shard) in a non-finite error.
@@ -405,6 +492,7 @@ fn as_words<T: LeWord>(bytes: &[u8]) -> Cow<'_, [T]> {
 mod tests {
     use super::*;
     use crate::shards::partial::{merge_partials, Partial};
+    use crate::shards::reader::{Buffer, ShardReader};
     use crate::shards::shard_file::{write_shard, ShardTensor};
     use half::f16;
     use std::collections::HashMap;
@@ -538,6 +626,141 @@ mod tests {
         assert_eq!(report.problems.len(), 1);
         assert_eq!(report.problems[0].kind, "checksum");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_shard_truncated_while_it_is_read_is_an_error_naming_it() {
+        let dir = tmp("shrink");
+        capture(&dir, 1, 0.37);
+        let m = Manifest::read(&dir).unwrap();
+        let mut buf = Buffer::default();
+        // Opened (its size checked) and then truncated in place before the bytes are read.
+        let mut r = ShardReader::open(&dir, &m.shards[0], &mut buf).unwrap();
+        let path = dir.join(&m.shards[0].file);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(m.shards[0].bytes - 8).unwrap();
+        r.header().unwrap();
+        let e = r.finish().unwrap_err().to_string();
+        assert!(
+            e.contains("000000.safetensors") && e.contains("while nil was reading"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_as_shard_or_manifest_is_refused_without_blocking() {
+        let dir = tmp("fifo");
+        capture(&dir, 2, 0.37);
+        let mkfifo = |p: &Path| {
+            std::fs::remove_file(p).unwrap();
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        };
+        mkfifo(&dir.join("shards/000001.safetensors"));
+        let run = || {
+            reduce_capture(
+                &dir,
+                None,
+                NonFinitePolicy::Raise,
+                Precision::Exact,
+                &|_| true,
+            )
+        };
+        let e = run().unwrap_err().to_string();
+        assert!(
+            e.contains("000001.safetensors") && e.contains("FIFO"),
+            "{e}"
+        );
+        let report = crate::shards::verify_capture(&dir);
+        assert_eq!(report.problems.len(), 1);
+        assert!(report.problems[0].message.contains("FIFO"));
+        mkfifo(&dir.join("manifest.json"));
+        let e = run().unwrap_err().to_string();
+        assert!(e.contains("manifest.json") && e.contains("FIFO"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn many_layers_reduce_in_linear_time() {
+        // 200,000 layers of dim 1: a lookup that scans the layer list per tensor would take
+        // minutes (2·10¹⁰ name comparisons); a linear reduction takes about a second.
+        let dir = tmp("many");
+        std::fs::create_dir_all(dir.join("shards")).unwrap();
+        let n = 200_000usize;
+        let names: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        let one = half::f16::from_f64(0.5).to_bits().to_le_bytes();
+        let ts: Vec<ShardTensor> = names
+            .iter()
+            .map(|name| ShardTensor {
+                name,
+                dtype: RowDType::F16,
+                rows: 1,
+                dim: 1,
+                bytes: &one,
+            })
+            .collect();
+        let file = "shards/000000.safetensors";
+        let (bytes, hash) = write_shard(&dir.join(file), &ts, &HashMap::new()).unwrap();
+        let rows: serde_json::Map<String, serde_json::Value> =
+            names.iter().map(|n| (n.clone(), 1.into())).collect();
+        let layers: Vec<serde_json::Value> = names
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "dim": 1}))
+            .collect();
+        let manifest = serde_json::json!({
+            "format": "nil.shards", "format_version": 1, "capture": {"dtype": "float16"},
+            "layers": layers,
+            "shards": [{"file": file, "bytes": bytes, "rows": rows, "blake3": hash}],
+        });
+        std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+        let t = std::time::Instant::now();
+        let r = reduce_capture(&dir, None, NonFinitePolicy::Raise, Precision::Fast, &|_| {
+            true
+        })
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(r.layers.len(), n);
+        assert!(r
+            .layers
+            .iter()
+            .all(|(_, a)| a.count() == 1 && a.sum_matrix() == [0.25]));
+        let picked: Vec<String> = names.iter().rev().cloned().collect();
+        let r = reduce_capture(
+            &dir,
+            Some(&picked),
+            NonFinitePolicy::Raise,
+            Precision::Fast,
+            &|_| true,
+        )
+        .unwrap();
+        assert_eq!(r.layers[0].0, names[n - 1]);
+        assert!(crate::shards::verify_capture(&dir).problems.is_empty());
+        let secs_all = t.elapsed().as_secs_f64();
+        assert!(
+            secs < 60.0 && secs_all < 120.0,
+            "{secs} s, {secs_all} s in all"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reduction_that_cannot_fit_in_memory_says_so_before_allocating() {
+        let big = crate::limits::MAX_DIM;
+        let e = check_reduction_memory(
+            Path::new("cap/manifest.json"),
+            &[("a", 4), ("wide", big), ("w2", big)],
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, NilError::Memory(_)), "{msg}");
+        assert!(
+            msg.contains("layer wide (dim 131072) needs 128.0 GiB") && msg.contains("available"),
+            "{msg}"
+        );
+        assert!(check_reduction_memory(Path::new("m"), &[("a", 64)]).is_ok());
     }
 
     #[test]

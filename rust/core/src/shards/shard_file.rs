@@ -1,13 +1,15 @@
 //! One shard file, `shards/NNNNNN.safetensors`: one `rows × dim` tensor per layer.
 //!
 //! Writing serialises the tensors, hashes the bytes with blake3 and replaces the file atomically.
-//! Reading parses the safetensors header of a memory-mapped file and checks each layer's tensor
-//! (present, dtype, shape) against the manifest, naming the file and layer in every error.
+//! Reading parses the safetensors header (see [`super::reader`] for the streaming pass) and checks
+//! each layer's tensor (present, dtype, shape) against the manifest, naming the file and layer in
+//! every error.
 
 use crate::dtype::RowDType;
 use crate::error::{NilError, Result};
-use crate::fsutil::atomic_write;
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
+use crate::fsutil::{atomic_write, open_regular};
+use crate::limits::{check_name, MAX_HEADER_BYTES};
+use safetensors::tensor::{Dtype, SafeTensorError, TensorView};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
@@ -63,6 +65,7 @@ pub fn write_shard(
 ) -> Result<(u64, String)> {
     let mut views = Vec::with_capacity(tensors.len());
     for t in tensors {
+        check_name(&path.display().to_string(), t.name)?;
         if t.dtype == RowDType::F64 {
             return Err(NilError::DType {
                 context: format!("{}: layer {}", path.display(), t.name),
@@ -76,7 +79,7 @@ pub fn write_shard(
                     format!("{}: layer {}", path.display(), t.name),
                     format!(
                         "{} bytes for {} x {} {}",
-                        t.rows * t.dim * t.dtype.size(),
+                        (t.rows as u128) * (t.dim as u128) * (t.dtype.size() as u128),
                         t.rows,
                         t.dim,
                         t.dtype.name()
@@ -91,6 +94,7 @@ pub fn write_shard(
     meta.insert("format_version".into(), "1".into());
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| NilError::format(path, format!("cannot serialise shard: {e}")))?;
+    check_header_size(path, &bytes)?;
     // Hash (on every core) while the bytes go to disk: the two overlap instead of adding up.
     let (hash, written) = rayon::join(
         || {
@@ -104,9 +108,25 @@ pub fn write_shard(
     Ok((bytes.len() as u64, hash))
 }
 
-/// blake3 hex digest of a whole file, read in 1 MiB pieces.
+/// Refuses serialised safetensors bytes whose header readers would reject as too large.
+pub(crate) fn check_header_size(path: &Path, bytes: &[u8]) -> Result<()> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .unwrap_or(0);
+    if n > MAX_HEADER_BYTES as u64 {
+        return Err(NilError::Value(format!(
+            "{}: the safetensors header would take {n} bytes, over the format's limit of \
+             {MAX_HEADER_BYTES} (too many layers or too long names); nothing was written",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// blake3 hex digest of a whole regular file, read in 1 MiB pieces.
 pub fn file_blake3(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| NilError::io(path, e))?;
+    let (mut f, _) = open_regular(path, "file")?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -120,7 +140,7 @@ pub fn file_blake3(path: &Path) -> Result<String> {
 }
 
 /// Explains a safetensors parse failure in the user's terms.
-fn explain(e: SafeTensorError) -> String {
+pub(crate) fn explain(e: SafeTensorError) -> String {
     match e {
         SafeTensorError::HeaderTooSmall => {
             "shorter than a safetensors header (8 bytes): truncated or empty".into()
@@ -142,22 +162,26 @@ fn explain(e: SafeTensorError) -> String {
 
 /// Parses the header of a whole shard file held in `bytes`; returns each tensor's location.
 pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<HashMap<String, TensorLoc>> {
-    let (n, meta) =
-        SafeTensors::read_metadata(bytes).map_err(|e| NilError::format(path, explain(e)))?;
-    let base = 8 + n;
-    Ok(meta
-        .tensors()
-        .into_iter()
-        .map(|(name, info)| {
-            let loc = TensorLoc {
-                dtype: info.dtype,
-                shape: info.shape.clone(),
-                start: base + info.data_offsets.0,
-                end: base + info.data_offsets.1,
-            };
-            (name, loc)
-        })
-        .collect())
+    let Some(head) = bytes.get(..8) else {
+        return Err(NilError::format(
+            path,
+            explain(SafeTensorError::HeaderTooSmall),
+        ));
+    };
+    let n = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+    if n > MAX_HEADER_BYTES as u64 {
+        return Err(NilError::format(
+            path,
+            explain(SafeTensorError::HeaderTooLarge),
+        ));
+    }
+    let Some(text) = bytes.get(8..8 + n as usize) else {
+        return Err(NilError::format(
+            path,
+            explain(SafeTensorError::InvalidHeaderLength),
+        ));
+    };
+    super::reader::parse_header_text(path, text, bytes.len() as u64)
 }
 
 /// Checks one layer's tensor against the manifest: present, dtype `expected`, shape `rows × dim`.

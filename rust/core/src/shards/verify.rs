@@ -2,15 +2,11 @@
 //! blake3 checksum, header, each layer's tensor), shards checked in parallel. Never writes.
 
 use super::manifest::{Manifest, ShardInfo, SHARD_DIR};
-use super::shard_file::{check_layer, parse_header};
+use super::reader::{Buffer, ShardReader};
+use super::shard_file::check_layer;
 use crate::error::{NilError, Result};
-use memmap2::{Mmap, UncheckedAdvice};
 use rayon::prelude::*;
-use std::fs::File;
 use std::path::Path;
-
-/// Bytes hashed between releases of mapped pages.
-pub(crate) const CHUNK: usize = 16 << 20;
 
 /// One problem found in a capture.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,7 +15,7 @@ pub struct Problem {
     pub file: String,
     /// The layer at fault, where one is.
     pub layer: Option<String>,
-    /// `io`, `format`, `checksum`, `dtype`, `shape` or `empty`.
+    /// `io`, `format`, `checksum`, `dtype`, `shape`, `empty` or `memory`.
     pub kind: String,
     /// The full message (names file, layer, expected and found).
     pub message: String,
@@ -46,6 +42,7 @@ fn problem(err: &NilError, file: &Path, layer: Option<&str>) -> Problem {
         NilError::Shape { .. } => "shape",
         NilError::NonFinite { .. } => "nonfinite",
         NilError::Value(_) => "value",
+        NilError::Memory(_) => "memory",
     };
     Problem {
         file: file.display().to_string(),
@@ -55,98 +52,52 @@ fn problem(err: &NilError, file: &Path, layer: Option<&str>) -> Problem {
     }
 }
 
-/// Maps `path` read-only (a reader never modifies a capture).
-pub(crate) fn map_file(path: &Path) -> Result<Mmap> {
-    let f = File::open(path).map_err(|e| NilError::io(path, e))?;
-    // SAFETY: the map is read-only; a capture is never modified in place (writers replace files by
-    // rename, which leaves this mapping's inode intact).
-    let m = unsafe { Mmap::map(&f) }.map_err(|e| NilError::io(path, e))?;
-    let _ = m.advise(memmap2::Advice::Sequential);
-    Ok(m)
-}
-
-/// Drops the mapped pages of `[start, end)` from this process (the page cache keeps them), so the
-/// resident size stays bounded however large the file.
-pub(crate) fn release(map: &Mmap, start: usize, end: usize) {
-    if end > start && end <= map.len() {
-        // SAFETY: a shared read-only file mapping: DONTNEED only drops this process's page table
-        // entries; later reads fault the same bytes back in from the file.
-        let _ =
-            unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+/// The checksum error of shard `s` when `found` differs from what the manifest records.
+fn checksum(path: &Path, s: &ShardInfo, found: String) -> Result<()> {
+    if found == s.blake3 {
+        return Ok(());
     }
+    Err(NilError::Checksum {
+        path: path.to_path_buf(),
+        recorded_in: "the manifest",
+        expected: s.blake3.clone(),
+        found,
+    })
 }
 
-/// blake3 of a mapped file, hashed in chunks whose pages are released as it goes.
-pub(crate) fn hash_map(map: &Mmap, from: usize, hasher: &mut blake3::Hasher) -> String {
-    let mut at = from;
-    while at < map.len() {
-        let end = (at + CHUNK).min(map.len());
-        hasher.update(&map[at..end]);
-        release(map, at, end);
-        at = end;
-    }
-    hasher.finalize().to_hex().to_string()
-}
-
-/// Checks that a shard file exists with the recorded size; returns its path.
-pub(crate) fn check_size(dir: &Path, s: &ShardInfo) -> Result<std::path::PathBuf> {
-    let path = dir.join(&s.file);
-    let meta = std::fs::metadata(&path).map_err(|e| NilError::io(&path, e))?;
-    if meta.len() != s.bytes {
-        return Err(NilError::format(
-            &path,
-            format!(
-                "size differs from the manifest: manifest records {} bytes, file has {} ({})",
-                s.bytes,
-                meta.len(),
-                if meta.len() < s.bytes {
-                    "truncated"
-                } else {
-                    "extended"
-                }
-            ),
-        ));
-    }
-    Ok(path)
-}
-
-/// Every problem of shard `s`.
-fn shard_problems(dir: &Path, m: &Manifest, s: &ShardInfo) -> Vec<Problem> {
+/// Every problem of shard `s`: one sequential read hashes the file and parses its header.
+fn shard_problems(dir: &Path, m: &Manifest, s: &ShardInfo, buf: &mut Buffer) -> Vec<Problem> {
     let mut out = Vec::new();
     let path = dir.join(&s.file);
-    if let Err(e) = check_size(dir, s) {
-        out.push(problem(&e, &path, None));
-        return out;
-    }
-    let map = match map_file(&path) {
-        Ok(m) => m,
+    let mut r = match ShardReader::open(dir, s, buf) {
+        Ok(r) => r,
         Err(e) => {
             out.push(problem(&e, &path, None));
             return out;
         }
     };
-    let found = hash_map(&map, 0, &mut blake3::Hasher::new());
-    if found != s.blake3 {
-        let e = NilError::Checksum {
-            path: path.clone(),
-            expected: s.blake3.clone(),
-            found,
-        };
-        out.push(problem(&e, &path, None));
-    }
-    match parse_header(&path, &map) {
-        Err(e) => out.push(problem(&e, &path, None)),
+    let mut layer_problems = Vec::new();
+    match r.header() {
+        Err(e) => layer_problems.push(problem(&e, &path, None)),
         Ok(tensors) => {
             for l in &m.layers {
                 if let Err(e) =
                     check_layer(&path, &tensors, &l.name, l.dim, s.rows[&l.name], m.dtype())
                 {
-                    out.push(problem(&e, &path, Some(&l.name)));
+                    layer_problems.push(problem(&e, &path, Some(&l.name)));
                 }
             }
         }
     }
-    release(&map, 0, map.len());
+    match r.finish() {
+        Err(e) => out.push(problem(&e, &path, None)),
+        Ok(found) => {
+            if let Err(e) = checksum(&path, s, found) {
+                out.push(problem(&e, &path, None));
+            }
+            out.extend(layer_problems);
+        }
+    }
     out
 }
 
@@ -191,10 +142,18 @@ pub fn verify_capture(dir: &Path) -> VerifyReport {
         p.kind = "empty".into();
         report.problems.push(p);
     }
+    // What analysing every layer here would need: reported, as analyze would fail on it.
+    let dims: Vec<(&str, usize)> = m.layers.iter().map(|l| (l.name.as_str(), l.dim)).collect();
+    if let Err(e) = super::reduce::check_reduction_memory(&Manifest::path(dir), &dims) {
+        let largest = dims.iter().rev().max_by_key(|(_, d)| *d).map(|(n, _)| *n);
+        report
+            .problems
+            .push(problem(&e, &Manifest::path(dir), largest));
+    }
     let per_shard: Vec<Vec<Problem>> = m
         .shards
         .par_iter()
-        .map(|s| shard_problems(dir, &m, s))
+        .map_init(Buffer::default, |buf, s| shard_problems(dir, &m, s, buf))
         .collect();
     report.problems.extend(per_shard.into_iter().flatten());
     report.notes = stray_files(dir, &m);
@@ -209,17 +168,12 @@ pub fn verify_shard(dir: &Path, m: &Manifest, index: usize) -> Result<()> {
             Manifest::path(dir).display()
         ))
     })?;
-    let path = check_size(dir, s)?;
-    let map = map_file(&path)?;
-    let found = hash_map(&map, 0, &mut blake3::Hasher::new());
-    if found != s.blake3 {
-        return Err(NilError::Checksum {
-            path,
-            expected: s.blake3.clone(),
-            found,
-        });
-    }
-    let tensors = parse_header(&path, &map)?;
+    let mut buf = Buffer::default();
+    let mut r = ShardReader::open(dir, s, &mut buf)?;
+    let path = r.path.clone();
+    let tensors = r.header();
+    checksum(&path, s, r.finish()?)?;
+    let tensors = tensors?;
     for l in &m.layers {
         check_layer(&path, &tensors, &l.name, l.dim, s.rows[&l.name], m.dtype())?;
     }
