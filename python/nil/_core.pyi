@@ -29,6 +29,11 @@ __all__ = [
     "partial_write",
     "partial_read",
     "partial_merge",
+    "input_kind",
+    "MAX_DIM",
+    "MAX_LAYERS",
+    "MAX_NAME_BYTES",
+    "RESERVED_NAMES",
 ]
 
 @final
@@ -95,8 +100,17 @@ def partial_write(
 ) -> None: ...
 def partial_read(path: str | PathLike[str]) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
 def partial_merge(
-    inputs: list[str | PathLike[str]], skip_nonfinite: bool = False, fast: bool = True
+    inputs: list[str | PathLike[str]],
+    skip_nonfinite: bool = False,
+    fast: bool = True,
+    progress: Any | None = None,
 ) -> tuple[list[tuple[str, AgopAccumulator]], list[str]]: ...
+def input_kind(path: str | PathLike[str]) -> str: ...
+
+MAX_DIM: int
+MAX_LAYERS: int
+MAX_NAME_BYTES: int
+RESERVED_NAMES: list[str]
 
 # interval fitting (rust/python/src/interval.rs); NaN arrives as None in the returned dicts
 def fit_interval(

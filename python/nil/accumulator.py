@@ -51,6 +51,8 @@ class AgopAccumulator:
     ) -> None:
         _skip(nonfinite)
         _fast(precision)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= int(dim) <= _core.MAX_DIM:
+            raise NilValueError(f"AgopAccumulator: dim must be an integer in 1..{_core.MAX_DIM}, found {dim!r}")
         self._raw = _core.AgopAccumulator(int(dim))
         self.nonfinite_policy: NonFinite = nonfinite
         self.precision: PrecisionName = precision
@@ -131,9 +133,9 @@ class AgopAccumulator:
             raise NilValueError(
                 f"AgopAccumulator.from_sum: expected a square d×d sum, found shape {arr.shape}"
             )
-        if int(count) < 0 or int(nonfinite) < 0:
+        if not (0 <= int(count) < 2**64 and 0 <= int(nonfinite) < 2**64):
             raise NilValueError(
-                f"AgopAccumulator.from_sum: counts must be >= 0, found count={count}, "
+                f"AgopAccumulator.from_sum: counts must be integers in 0..2**64-1, found count={count}, "
                 f"nonfinite={nonfinite}"
             )
         sym = np.ascontiguousarray((arr + arr.T) * 0.5)

@@ -11,6 +11,7 @@ __all__ = [
     "ShardError",
     "FormatError",
     "ChecksumError",
+    "MemoryLimitError",
 ]
 
 
@@ -44,3 +45,7 @@ class FormatError(ShardError, ValueError):
 
 class ChecksumError(ShardError):
     """A file's blake3 checksum differs from the one recorded for it."""
+
+
+class MemoryLimitError(NilError, MemoryError):
+    """Not enough memory for what was asked (e.g. a d×d accumulator); the message says how much."""

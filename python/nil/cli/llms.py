@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Any
+
+from ..errors import NilValueError
 
 __all__ = ["register"]
 
@@ -148,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.permutations < 1:
         args._parser.error("--permutations must be positive")
+    if args.plot and os.path.isdir(args.plot):
+        raise NilValueError(f"{args.plot}: is a directory; --plot takes the path of a PNG file to write")
     interval = _interval(args)
     comp = compare(args.protocol, args.variant, interval, include_chance=args.include_chance,
                    permutations=args.permutations, seed=args.seed)

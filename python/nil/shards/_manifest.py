@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from ..errors import DTypeError, NilValueError, ShardError
 
@@ -33,15 +36,38 @@ def check_dtype(dtype: str) -> str:
 
 
 def check_layers(layers: Mapping[str, int]) -> dict[str, int]:
-    """``{name: dim}`` with non-empty names and positive integer dims, or NilValueError."""
+    """``{name: dim}`` within the format's limits (docs/shard-format.md §7), or NilValueError.
+
+    Names are non-empty, at most ``MAX_NAME_BYTES`` UTF-8 bytes, free of control characters and
+    not reserved by safetensors (``__metadata__``); dims are integers in 1..``MAX_DIM``; at most
+    ``MAX_LAYERS`` layers.
+    """
+    from .. import _core
+
     if not layers:
         raise NilValueError("ShardWriter: layers expected at least one {name: dim}, found none")
+    if len(layers) > _core.MAX_LAYERS:
+        raise NilValueError(f"ShardWriter: {len(layers)} layers exceed nil's maximum of {_core.MAX_LAYERS}")
     out: dict[str, int] = {}
     for name, dim in layers.items():
         if not isinstance(name, str) or not name:
             raise NilValueError(f"ShardWriter: layer names must be non-empty strings, found {name!r}")
-        if isinstance(dim, bool) or int(dim) != dim or int(dim) <= 0:
-            raise NilValueError(f"ShardWriter: layer {name}: dim must be a positive integer, found {dim!r}")
+        if name in _core.RESERVED_NAMES:
+            raise NilValueError(
+                f"ShardWriter: layer name {name!r} is reserved by the safetensors format (it holds "
+                "each file's metadata); choose another name"
+            )
+        if len(name.encode()) > _core.MAX_NAME_BYTES:
+            raise NilValueError(
+                f"ShardWriter: layer name {name[:40]!r}… is {len(name.encode())} bytes long; "
+                f"the maximum is {_core.MAX_NAME_BYTES}"
+            )
+        if any(unicodedata.category(c) == "Cc" for c in name):
+            raise NilValueError(f"ShardWriter: layer name {name!r} holds a control character")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= int(dim) <= _core.MAX_DIM:
+            raise NilValueError(
+                f"ShardWriter: layer {name}: dim must be an integer in 1..{_core.MAX_DIM}, found {dim!r}"
+            )
         out[name] = int(dim)
     return out
 

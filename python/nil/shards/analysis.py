@@ -1,7 +1,7 @@
 """``analyze``: per-layer interaction statistics of a capture directory (or a partial AGOP file).
 
-A capture is verified and reduced by the Rust core in one pass over memory-mapped shards (each
-shard's rows count only if its blake3 matches the manifest), then ``interaction_stats`` runs on
+A capture is verified and reduced by the Rust core in one pass over its shards, read into
+buffers (each shard's rows count only if its blake3 matches the manifest), then ``interaction_stats`` runs on
 each layer's AGOP. Nothing in the capture is modified.
 """
 
@@ -17,6 +17,7 @@ from .. import _core
 from ..accumulator import AgopAccumulator, NonFinite, PrecisionName, _fast, _skip
 from ..errors import NilValueError
 from ..interaction import Convention, InteractionStats, interaction_stats
+from ._paths import check_output, input_kind
 from ._progress import run_with_progress
 
 __all__ = ["LayerRecord", "analyze", "reduce"]
@@ -74,7 +75,7 @@ def reduce(
         return reduce_on_ray(p, ray, layers, nonfinite, precision=precision)
     skip = _skip(nonfinite)
     fast = _fast(precision)
-    if Path(p).is_dir():
+    if input_kind(p) == "capture":
         total = _capture_bytes(p)
         raw, sources = run_with_progress(
             lambda cb: _core.reduce_capture(p, layers, skip, fast, cb), total, f"reducing {Path(p).name}", progress
@@ -82,20 +83,14 @@ def reduce(
     else:
         raw, sources = _core.partial_read(p)
         if layers is not None:
+            wanted = set(layers)
             have = {n for n, _ in raw}
             missing = [n for n in layers if n not in have]
             if missing:
                 raise NilValueError(f"{p}: layer {missing[0]}: not in this file; it has {sorted(have)}")
-            raw = [(n, a) for n, a in raw if n in layers]
+            raw = [(n, a) for n, a in raw if n in wanted]
     policy: NonFinite = "skip" if skip else "raise"
     return {n: AgopAccumulator._wrap(a, policy, precision) for n, a in raw}, list(sources)
-
-
-def _check_output(save_agop: str | os.PathLike[str], capture: str) -> None:
-    out = Path(save_agop).resolve()
-    cap = Path(capture).resolve()
-    if out == cap / "manifest.json" or cap / "shards" in out.parents or out == cap:
-        raise NilValueError(f"{save_agop}: would overwrite part of the capture {capture}; choose another path")
 
 
 def analyze(
@@ -121,8 +116,8 @@ def analyze(
     address, or "local") spreads groups of shards over Ray tasks; the result is the same.
     """
     p = os.fspath(path)
-    if save_agop is not None and Path(p).is_dir():
-        _check_output(save_agop, p)
+    if save_agop is not None:
+        check_output(save_agop, [p], "--save-agop")
     accs, sources = reduce(p, layers, nonfinite, precision=precision, progress=progress, ray=ray)
     if save_agop is not None:
         _core.partial_write(os.fspath(save_agop), [(n, a._raw) for n, a in accs.items()], sources, {"nil.input": p})

@@ -6,16 +6,26 @@ writes each shard and then the manifest atomically (temporary file, fsync, renam
 core, which also computes each shard's blake3. A killed writer therefore leaves a valid capture
 (the shards listed in its manifest), and opening the same directory again resumes it after
 verifying its last shard.
+
+One writer at a time: the writer holds an exclusive ``flock`` on the capture directory itself
+(an open descriptor of it), so deleting or replacing ``.lock`` cannot let a second writer in.
+A writer that is never closed is closed when the interpreter exits (``atexit``): its buffered
+rows are written, with a warning on stderr; only a killed process (SIGKILL, ``os._exit``) loses
+the rows it had not yet written as a shard, and its manifest still lists every complete shard.
 """
 
 from __future__ import annotations
 
+import atexit
+import errno
 import fcntl
 import json
 import os
 import queue
 import re
+import sys
 import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +36,7 @@ import numpy.typing as npt
 
 from .. import _core
 from .._dtypes import _BF16
-from ..errors import NilValueError, ShapeError, ShardError
+from ..errors import FormatError, NilValueError, ShapeError, ShardError
 from ._manifest import check_dtype, check_layers, check_resume, new_manifest
 
 __all__ = ["ShardWriter"]
@@ -34,6 +44,25 @@ __all__ = ["ShardWriter"]
 _NP_DTYPES: dict[str, Any] = {"float16": np.float16, "float32": np.float32, "bfloat16": _BF16}
 _STALE_TMP = re.compile(r"^\.(\d{6}\.safetensors|manifest\.json)\.tmp-\d+$")
 _FLUSH = object()
+#: Writers not closed yet; closed (their rows written) when the interpreter exits.
+_OPEN: weakref.WeakSet[ShardWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_writers() -> None:
+    """Closes every writer the program left open, so that no row handed to ``write`` is lost."""
+    for w in list(_OPEN):
+        if w._pid != os.getpid():  # a forked child's copy: the parent owns the writer
+            continue
+        rows = w._pending_rows()
+        print(f"nil: warning: ShardWriter({str(w.path)!r}) was never closed; closing it at exit "
+              f"(writing {rows} buffered row(s)); call close() or use `with`", file=sys.stderr, flush=True)
+        try:
+            w.close()
+        except BaseException as e:  # nothing to hand the error to any more: say it loudly
+            print(f"nil: error: ShardWriter({str(w.path)!r}) could not write its last rows at exit: {e}; "
+                  f"{rows} row(s) handed to write() are not in the capture (its manifest lists every "
+                  "complete shard)", file=sys.stderr, flush=True)
 
 
 class ShardWriter:
@@ -80,7 +109,11 @@ class ShardWriter:
         self._closed = False
         self._buffers: dict[str, list[npt.NDArray[Any]]] = {n: [] for n in self.layers}
         self._buffered = 0
+        self._queued_rows = 0  # rows handed to write() and not yet listed in the manifest
+        self._rows_lock = threading.Lock()
         self._lock_fd = -1
+        self._dir_fd = -1
+        self._pid = os.getpid()
         self.manifest = self._open(new_manifest(self.layers, self.dtype, meta), resume)
         # Two stages overlap: the converter thread (device-to-host, dtype, concatenation) fills the
         # next shard while the disk thread serialises, hashes, writes and fsyncs the previous one.
@@ -90,11 +123,17 @@ class ShardWriter:
         self._disk_thread.start()
         self._thread = threading.Thread(target=self._run, name=f"nil-shard-writer:{self.path.name}", daemon=True)
         self._thread.start()
+        _OPEN.add(self)
 
     # -- opening -----------------------------------------------------------------------------
 
     def _open(self, wanted: dict[str, Any], resume: bool) -> dict[str, Any]:
         p = self.path
+        try:
+            os.stat(p)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FormatError(f"{p}: a loop of symbolic links; expected a capture directory") from None
         if p.exists() and not p.is_dir():
             raise NilValueError(f"{p}: expected a capture directory, found a file")
         try:
@@ -105,15 +144,28 @@ class ShardWriter:
                 e.errno, f"{p}: cannot write a capture here (read-only directory?); choose a writable path", str(p)
             ) from None
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise ShardError(f"{p}: another ShardWriter is writing this capture") from None
-        try:
+            self._lock()
             return self._open_locked(wanted, resume)
         except BaseException:
-            os.close(self._lock_fd)
+            self._unlock()
             raise
+
+    def _lock(self) -> None:
+        """Takes the capture's writer lock: an exclusive flock on the directory's own descriptor
+        (deleting ``.lock`` cannot release it), and on ``.lock`` too, which older writers lock."""
+        p = self.path
+        self._dir_fd = os.open(p, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        for fd in (self._dir_fd, self._lock_fd):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ShardError(f"{p}: another ShardWriter is writing this capture") from None
+
+    def _unlock(self) -> None:
+        for fd in (self._lock_fd, self._dir_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._lock_fd = self._dir_fd = -1
 
     def _open_locked(self, wanted: dict[str, Any], resume: bool) -> dict[str, Any]:
         p = self.path
@@ -159,6 +211,8 @@ class ShardWriter:
             if len(shape) != 2 or shape[1] != dim:
                 raise ShapeError(f"{self.path}: layer {name}: expected rows of shape (n, {dim}), found {shape}")
             item[name] = self._snapshot(r)
+        with self._rows_lock:
+            self._queued_rows += sum(int(r.shape[0]) for r in rows.values())
         self._put(item)
 
     def _snapshot(self, r: Any) -> Any:
@@ -204,12 +258,16 @@ class ShardWriter:
             self._raise_if_failed()
             return
         self._closed = True
+        _OPEN.discard(self)
         self._queue.put(None)
         self._thread.join()
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        self._unlock()
         self._raise_if_failed()
+
+    def _pending_rows(self) -> int:
+        """Rows handed to ``write`` that no shard listed in the manifest holds yet."""
+        with self._rows_lock:
+            return self._queued_rows
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -271,6 +329,8 @@ class ShardWriter:
         manifest["shards"] = [*self.manifest["shards"], entry]
         _core.manifest_write(str(self.path), json.dumps(manifest, indent=1))
         self.manifest = manifest
+        with self._rows_lock:
+            self._queued_rows -= sum(rows.values())
 
     def _guard(self, fn: Any) -> None:
         try:
