@@ -64,3 +64,57 @@ def snapshot(path: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``path`` with its bytes and mtime, to prove nothing was modified."""
     return {str(p.relative_to(path)): (p.read_bytes(), p.stat().st_mtime_ns)
             for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def write_raw_capture(path: Path, layers: dict[str, int], rows: dict[str, np.ndarray] | None = None,
+                      dtype: str = "float16") -> None:
+    """A capture written without ShardWriter (so it can break the writer's own rules): one shard
+    holding ``rows`` (default: zero rows per layer), and a manifest that records it faithfully."""
+    (path / "shards").mkdir(parents=True)
+    data = {n: (rows or {}).get(n, np.zeros((0, d), NP[dtype])).astype(NP[dtype]) for n, d in layers.items()}
+    f = path / "shards" / "000000.safetensors"
+    save_file(data, str(f), metadata={"format": "nil.shard", "format_version": "1", "index": "0"})
+    m = {"format": "nil.shards", "format_version": 1, "capture": {"dtype": dtype},
+         "layers": [{"name": n, "dim": d} for n, d in layers.items()],
+         "shards": [{"file": "shards/000000.safetensors", "bytes": f.stat().st_size,
+                     "rows": {n: int(a.shape[0]) for n, a in data.items()}, "blake3": _core.file_blake3(str(f))}]}
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def agop_digest(tensors: dict[str, np.ndarray], sources: str | None, scratch: Path) -> str:
+    """The ``nil.blake3`` content digest of an accumulator file, computed as docs/shard-format.md
+    §4 specifies it (independently of the Rust writer)."""
+    names = {np.dtype(np.float64): "F64", np.dtype(np.uint64): "U64"}
+    out = bytearray()
+
+    def field(b: bytes) -> None:
+        out.extend(len(b).to_bytes(8, "little"))
+        out.extend(b)
+
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        field(name.encode())
+        field(names[a.dtype].encode())
+        field(b"".join(int(d).to_bytes(8, "little") for d in a.shape))
+        field(a.astype(a.dtype.newbyteorder("<")).tobytes())
+    if sources is None:
+        field(b"\x00")
+    else:
+        field(b"\x01")
+        field(sources.encode())
+    scratch.write_bytes(bytes(out))
+    return _core.file_blake3(str(scratch))
+
+
+def rewrite_agop_file(path: Path, edit: Any, *, keep_digest: bool = False) -> None:
+    """Rewrites an accumulator file after ``edit(tensors, metadata)`` changed it in place; the
+    digest is recomputed (so only the sanity checks can catch the edit) unless ``keep_digest``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "numpy") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    edit(tensors, meta)
+    if not keep_digest:
+        meta["nil.blake3"] = agop_digest(tensors, meta.get("nil.sources"), path.with_suffix(".digest"))
+    save_file(tensors, str(path), metadata=meta)

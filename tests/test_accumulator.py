@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import nil
 from reference import agop
+from shard_helpers import rewrite_agop_file
 
 DTYPES = [np.float64, np.float32, np.float16, ml_dtypes.bfloat16]
 
@@ -177,3 +178,107 @@ def test_save_load_round_trip_and_multi_layer_files(tmp_path):
         nil.AgopAccumulator.load(bad)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         nil.AgopAccumulator.load(tmp_path / "missing.safetensors")
+
+
+# ---------------------------------------------------------------- silent wrong answers (issue 11 §3)
+
+
+def test_fast_precision_does_not_overflow_finite_float32_rows():
+    # 1e20² = 1e40 overflows float32: the fast path gave inf; the block is now formed in float64.
+    rows = np.full((700, 3), 1e20, np.float32)
+    rows[::7, 1] = 3e-30  # and products too small for float32 are not lost either
+    fast, exact = nil.AgopAccumulator(3), nil.AgopAccumulator(3, precision="exact")
+    fast.update(rows)
+    exact.update(rows)
+    assert np.isfinite(fast.matrix()).all()
+    np.testing.assert_allclose(fast.matrix(), exact.matrix(), rtol=1e-12)
+    assert fast.matrix()[0, 0] == pytest.approx(1e40, rel=1e-6)
+
+
+def _saved(tmp_path):
+    rng = np.random.default_rng(9)
+    a = nil.AgopAccumulator(4)
+    a.update(rng.standard_normal((50, 4)).astype(np.float32))
+    path = tmp_path / "agop.safetensors"
+    nil.save_accumulators(path, {"blocks.0": a})
+    return path, a
+
+
+def test_a_saved_accumulator_with_one_flipped_byte_is_refused(tmp_path):
+    path, _ = _saved(tmp_path)
+    b = bytearray(path.read_bytes())
+    b[-30] ^= 0x01  # one bit of one f64 of the sum
+    path.write_bytes(bytes(b))
+    with pytest.raises(nil.ChecksumError, match=r"agop\.safetensors: checksum mismatch: its header records"):
+        nil.load_accumulators(path)
+
+
+def test_editing_the_counts_without_the_digest_is_refused(tmp_path):
+    path, _ = _saved(tmp_path)
+
+    def more_nonfinite(t, meta):
+        t["blocks.0.nonfinite"] = np.array([10**6], np.uint64)
+
+    rewrite_agop_file(path, more_nonfinite, keep_digest=True)
+    with pytest.raises(nil.ChecksumError, match="agop.safetensors"):
+        nil.load_accumulators(path)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda t: t["blocks.0.sum"].__setitem__((1, 1), np.nan), "not a finite number"),
+    (lambda t: t["blocks.0.sum"].__setitem__((2, 0), t["blocks.0.sum"][2, 0] * 1.5), "not symmetric"),
+    (lambda t: t["blocks.0.sum"].__setitem__((0, 0), -1.0), "never negative"),
+    (lambda t: t.__setitem__("blocks.0.count", np.array([0], np.uint64)), "count is 0"),
+    (lambda t: t.__setitem__("stray.count", np.array([1], np.uint64)), "belongs to no accumulator"),
+])
+def test_sums_no_accumulator_could_produce_are_refused_even_with_a_valid_digest(tmp_path, edit, words):
+    path, _ = _saved(tmp_path)
+
+    def both_triangles_unless_asymmetric(t, meta):
+        t["blocks.0.sum"] = t["blocks.0.sum"].copy()
+        edit(t)
+
+    rewrite_agop_file(path, both_triangles_unless_asymmetric)
+    with pytest.raises(nil.FormatError, match=words) as info:
+        nil.load_accumulators(path)
+    assert "agop.safetensors" in str(info.value)
+
+
+def test_an_edited_triangle_that_breaks_cauchy_schwarz_is_refused(tmp_path):
+    path, a = _saved(tmp_path)
+
+    def edit(t, meta):
+        s = t["blocks.0.sum"].copy()
+        s[1, 0] = s[0, 1] = 10 * np.sqrt(s[0, 0] * s[1, 1])
+        t["blocks.0.sum"] = s
+
+    rewrite_agop_file(path, edit)
+    with pytest.raises(nil.FormatError, match=r"entry \(1, 0\).*exceeds"):
+        nil.load_accumulators(path)
+
+
+def test_the_digest_is_the_documented_one_and_version_1_files_are_refused(tmp_path):
+    path, a = _saved(tmp_path)
+    rewrite_agop_file(path, lambda t, meta: None)  # recomputed from docs/shard-format.md §4: unchanged
+    np.testing.assert_array_equal(nil.load_accumulators(path)["blocks.0"].sum(), a.sum())
+
+    def v1(t, meta):
+        meta["format_version"] = "1"
+        del meta["nil.blake3"]
+
+    rewrite_agop_file(path, v1, keep_digest=True)
+    with pytest.raises(nil.FormatError, match="format_version 1 carries no checksum.*re-create it"):
+        nil.load_accumulators(path)
+
+
+def test_row_counts_do_not_wrap_when_merging(tmp_path):
+    big = nil.AgopAccumulator.from_sum(np.ones((1, 1)), 2**64 - 1)
+    ten = nil.AgopAccumulator.from_sum(np.ones((1, 1)), 10)
+    with pytest.raises(nil.NilValueError, match="row count overflow"):
+        big.merge(ten)
+    assert big.count == 2**64 - 1
+    nil.save_accumulators(tmp_path / "big.safetensors", {"a": big})
+    nil.save_accumulators(tmp_path / "ten.safetensors", {"a": ten})
+    with pytest.raises(nil.NilValueError, match="ten.safetensors: layer a: .*row count overflow"):
+        nil.merge(tmp_path / "out.safetensors", tmp_path / "big.safetensors", tmp_path / "ten.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()

@@ -17,7 +17,16 @@ import numpy as np
 import pytest
 
 import nil
-from shard_helpers import agop, make_capture, manifest, replace_shard, snapshot, stored
+from shard_helpers import (
+    agop,
+    make_capture,
+    manifest,
+    replace_shard,
+    rewrite_agop_file,
+    snapshot,
+    stored,
+    write_raw_capture,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -323,3 +332,226 @@ def test_manifest_without_a_shards_list_is_an_empty_capture(tmp_path):
     (path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(nil.NilError, match="empty capture"):
         nil.analyze(path)
+
+
+# ---------------------------------------------------------------- limits and memory (issue 12)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The CLI failed cleanly: exit 1 (not a signal), one line on stderr, no traceback."""
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def test_a_layer_of_absurd_dim_is_refused_before_anything_is_allocated(tmp_path, run_cli):
+    # 144 bytes of shard that verify used to call OK, and that killed analyze and merge with
+    # SIGABRT by allocating d×d float64 (8 TB) for dim 10^6.
+    path = tmp_path / "huge"
+    write_raw_capture(path, {"wide": 10**6})
+    assert (path / "shards" / "000000.safetensors").stat().st_size < 200
+    fails(path, nil.FormatError, "manifest.json", "wide", "131072")
+    one_line_error(run_cli("analyze", str(path)), "131072")
+    one_line_error(run_cli("merge", str(tmp_path / "out.safetensors"), str(path)), "131072")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_a_layer_beyond_this_machines_memory_is_a_clear_error(tmp_path, monkeypatch, run_cli):
+    path = tmp_path / "wide"
+    write_raw_capture(path, {"small": 4, "wide": 8192})  # 512 MiB accumulator
+    monkeypatch.setenv("NIL_MEMORY_LIMIT", "256M")
+    with pytest.raises(nil.MemoryLimitError, match=r"layer wide \(dim 8192\) needs 512\.0 MiB.*256\.0 MiB available"):
+        nil.analyze(path)
+    report = nil.verify(path)
+    assert [(p.kind, p.layer) for p in report.problems] == [("memory", "wide")]
+    assert "needs 512.0 MiB" in report.problems[0].message
+    with pytest.raises(nil.MemoryLimitError, match="dim 8192"):
+        nil.AgopAccumulator(8192)
+    one_line_error(run_cli("analyze", str(path)), "512.0 MiB")  # the variable reaches the child
+    recs = nil.analyze(path, layers=["small"])  # the layers that fit are still analysable
+    assert recs[0].layer == "small"
+
+
+@pytest.mark.parametrize("dim", [2**32, 3037000500, 2**64, 0, -1, True])
+def test_accumulators_of_impossible_dims_are_errors_not_crashes(dim):
+    with pytest.raises(nil.NilValueError, match="dim must be an integer in 1..131072"):
+        nil.AgopAccumulator(dim)
+
+
+@pytest.mark.parametrize("name", ["__metadata__", "", "a\nb", "x" * 201])
+def test_reserved_and_impossible_layer_names_are_refused_at_creation(tmp_path, name):
+    with pytest.raises(nil.NilValueError, match="layer name|non-empty"):
+        nil.ShardWriter(tmp_path / "c", {name: 4})
+    assert not (tmp_path / "c" / "manifest.json").exists()
+
+
+def test_a_manifest_naming_a_layer_metadata_is_refused(tmp_path):
+    path = tmp_path / "c"
+    write_raw_capture(path, {"a": 4})
+    m = manifest(path)
+    m["layers"][0]["name"] = "__metadata__"
+    m["shards"][0]["rows"] = {"__metadata__": 0}
+    (path / "manifest.json").write_text(json.dumps(m))
+    fails(path, nil.FormatError, "manifest.json", "__metadata__", "reserved")
+
+
+# ---------------------------------------------------------------- files that are not what they seem
+
+
+def test_a_manifest_that_is_a_directory_or_a_fifo_is_refused_without_blocking(capture, run_cli):
+    path, _ = capture
+    (path / "manifest.json").unlink()
+    (path / "manifest.json").mkdir()
+    fails(path, nil.FormatError, "manifest.json", "regular file", "a directory")
+    one_line_error(run_cli("analyze", str(path)), "manifest.json", "a directory")
+    (path / "manifest.json").rmdir()
+    os.mkfifo(path / "manifest.json")
+    for verb in ("verify", "analyze"):  # a FIFO used to block these forever, deaf to Ctrl-C
+        proc = run_cli(verb, str(path), timeout=60)
+        assert proc.returncode == 1 and "FIFO" in proc.stdout + proc.stderr, proc
+
+
+def test_a_shard_that_is_a_fifo_or_a_directory_is_refused_without_blocking(capture, run_cli):
+    path, _ = capture
+    f = path / "shards" / "000001.safetensors"
+    f.unlink()
+    os.mkfifo(f)
+    proc = run_cli("verify", str(path), timeout=60)
+    assert proc.returncode == 1 and "000001.safetensors" in proc.stdout and "FIFO" in proc.stdout
+    one_line_error(run_cli("analyze", str(path), timeout=60), "000001.safetensors", "FIFO")
+    f.unlink()
+    f.mkdir()
+    with pytest.raises(nil.FormatError, match="000001.safetensors: expected the shard to be a regular file, found a directory"):
+        nil.analyze(path)
+
+
+def test_a_symlink_loop_as_capture_directory_is_named_as_such(tmp_path, run_cli):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    for verb in ("verify", "analyze"):
+        proc = run_cli(verb, str(a))
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "loop of symbolic links" in proc.stdout + proc.stderr
+    with pytest.raises(nil.FormatError, match="loop of symbolic links"):
+        nil.analyze(a)
+    with pytest.raises(nil.FormatError, match="loop of symbolic links"):
+        nil.ShardWriter(a, {"x": 2})
+
+
+def test_the_same_shard_listed_twice_is_refused(capture):
+    # Copied bytes under the next index, with consistent size and checksum: counted twice before.
+    path, _ = capture
+    m = manifest(path)
+    shutil.copy(path / "shards" / "000000.safetensors", path / "shards" / "000003.safetensors")
+    m["shards"].append({**m["shards"][0], "file": "shards/000003.safetensors"})
+    (path / "manifest.json").write_text(json.dumps(m))
+    fails(path, nil.FormatError, "manifest.json", "000003.safetensors", "same blake3", "000000.safetensors")
+
+
+_TRUNCATE_CHILD = """
+import os, sys, time
+sys.path.insert(0, {python!r})
+from nil import _core
+marker, go = {marker!r}, {go!r}
+def progress(n):
+    if not os.path.exists(marker):
+        open(marker, "w").close()          # mid-shard now: let the parent truncate it in place
+        while not os.path.exists(go):
+            time.sleep(0.01)
+    return True
+try:
+    _core.reduce_capture({path!r}, ["a"], False, True, progress)
+except Exception as e:
+    print(type(e).__name__, e)
+    sys.exit(1)
+sys.exit(0)
+"""
+
+
+def test_shards_truncated_in_place_while_they_are_read_give_an_error_not_sigbus(tmp_path):
+    # Memory-mapped reads died of SIGBUS (no message) when a shard shrank under them.
+    path = tmp_path / "cap"
+    rng = np.random.default_rng(1)
+    with nil.ShardWriter(path, {"a": 8, "b": 4096}, shard_bytes=64 << 20) as w:
+        w.write({"a": rng.standard_normal((10, 8)), "b": np.ones((6000, 4096), np.float16)})  # one 49 MB shard
+    marker, go = tmp_path / "mid-read", tmp_path / "go"
+    code = _TRUNCATE_CHILD.format(python=str(REPO / "python"), marker=str(marker), go=str(go), path=str(path))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not marker.exists():
+            assert child.poll() is None and time.time() < deadline, child.communicate()
+            time.sleep(0.01)
+        for f in (path / "shards").glob("*.safetensors"):
+            os.truncate(f, 4096)
+        go.touch()
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 1, (child.returncode, out, err)  # -7 was SIGBUS
+    assert "000000.safetensors" in out and ("while nil was reading" in out or "truncated" in out), out
+
+
+# ---------------------------------------------------------------- the writer (issue 12)
+
+
+_HOLD_CHILD = """
+import sys
+sys.path.insert(0, {python!r})
+import numpy as np, nil
+w = nil.ShardWriter({path!r}, {{"a": 4}}, shard_bytes=1)
+w.write({{"a": np.ones((3, 4))}})
+w.flush()
+print("ready", flush=True)
+sys.stdin.readline()
+w.write({{"a": np.ones((2, 4))}})
+w.close()
+"""
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path):
+    path = tmp_path / "cap"
+    a = subprocess.Popen([sys.executable, "-c", _HOLD_CHILD.format(python=str(REPO / "python"), path=str(path))],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert a.stdout is not None and a.stdin is not None
+        assert a.stdout.readline().strip() == "ready"
+        with pytest.raises(nil.ShardError, match="another ShardWriter"):
+            nil.ShardWriter(path, {"a": 4})
+        (path / ".lock").unlink()  # the lock is held on the directory, not on this file
+        with pytest.raises(nil.ShardError, match="another ShardWriter"):
+            nil.ShardWriter(path, {"a": 4})
+        a.stdin.write("\n")
+        a.stdin.flush()
+        assert a.wait(timeout=120) == 0
+    finally:
+        a.kill()
+    report = nil.verify(path)
+    assert report.ok and report.rows == {"a": 5}
+    with nil.ShardWriter(path, {"a": 4}) as w:  # released once A is done
+        w.write({"a": np.ones((1, 4))})
+    assert nil.verify(path).rows == {"a": 6}
+
+
+_UNCLOSED_CHILD = """
+import sys
+sys.path.insert(0, {python!r})
+import numpy as np, nil
+w = nil.ShardWriter({path!r}, {{"a": 4, "b": 2}})
+w.write({{"a": np.ones((7, 4)), "b": np.ones((3, 2))}})
+w.write({{"a": np.ones((5, 4))}})
+"""
+
+
+def test_a_writer_never_closed_keeps_its_rows_and_says_so(tmp_path):
+    path = tmp_path / "cap"
+    proc = subprocess.run([sys.executable, "-c", _UNCLOSED_CHILD.format(python=str(REPO / "python"), path=str(path))],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "was never closed" in proc.stderr and "15 buffered row(s)" in proc.stderr
+    report = nil.verify(path)
+    assert report.ok and report.rows == {"a": 12, "b": 3}
