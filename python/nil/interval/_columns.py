@@ -69,6 +69,10 @@ def _float_column(values: Any) -> tuple[np.ndarray | None, _Unparsable | None]:
 
     A bool cell (or a bool column) is not a number: True must not become a budget of 1.0.
     """
+    if isinstance(values, (list, tuple)):  # numpy would turn [1e6, True] into [1e6, 1.0]
+        for i, v in enumerate(values):
+            if isinstance(v, (bool, np.bool_)):
+                return None, _Unparsable(i, bool(v), "a bool, not a number")
     arr = np.asarray(values)
     if arr.dtype.kind == "b":
         return None, _Unparsable(0, bool(arr[0]) if len(arr) else None, "a bool column")
@@ -78,6 +82,8 @@ def _float_column(values: Any) -> tuple[np.ndarray | None, _Unparsable | None]:
         return None, _Unparsable(0, None, f"a {arr.ndim}-dimensional column")
     out = np.empty(len(arr), dtype=np.float64)
     for i, v in enumerate(arr):
+        if isinstance(v, np.generic):
+            v = v.item()
         if v is None or (isinstance(v, str) and not v.strip()):
             out[i] = math.nan
             continue

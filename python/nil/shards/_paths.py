@@ -30,7 +30,8 @@ def check_output(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike
     for given in inputs:
         p = Path(given).resolve()
         if o == p:
-            raise NilValueError(f"{out}: {flag} is also an input; write to a new file")
+            what = "the input capture directory itself" if p.is_dir() else "also an input"
+            raise NilValueError(f"{out}: {flag} is {what}; write to a new file")
         if not p.is_dir():
             continue
         inside = o in (p / "manifest.json", p / ".lock") or p / "shards" in o.parents or o == p / "shards"

@@ -18,6 +18,9 @@ use std::path::Path;
 pub const FORMAT: &str = "nil.agop";
 /// Version 2 added the `nil.blake3` digest; version 1 files (no digest) are refused.
 pub const FORMAT_VERSION: &str = "2";
+/// Named accumulators, in name order.
+pub type Accumulators = Vec<(String, AgopAccumulator)>;
+
 /// Metadata key of the content digest.
 pub const CHECKSUM_KEY: &str = "nil.blake3";
 /// Metadata key listing the shards (blake3 hex) a partial file counts; covered by the digest.
@@ -181,9 +184,7 @@ pub fn read_accumulators(path: &Path) -> Result<Vec<(String, AgopAccumulator)>> 
 
 /// Reads an accumulator file: its accumulators in name order and its metadata (a regular file
 /// only, whose size fits in memory; checked as [`parse_accumulators`] describes).
-pub fn read_accumulator_file(
-    path: &Path,
-) -> Result<(Vec<(String, AgopAccumulator)>, HashMap<String, String>)> {
+pub fn read_accumulator_file(path: &Path) -> Result<(Accumulators, HashMap<String, String>)> {
     let bytes = read_regular(path, "accumulator file")?;
     parse_accumulator_file(path, &bytes)
 }
@@ -198,7 +199,7 @@ pub fn parse_accumulators(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Agop
 pub fn parse_accumulator_file(
     path: &Path,
     bytes: &[u8],
-) -> Result<(Vec<(String, AgopAccumulator)>, HashMap<String, String>)> {
+) -> Result<(Accumulators, HashMap<String, String>)> {
     let bad = |m: String| NilError::format(path, m);
     let st =
         SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;

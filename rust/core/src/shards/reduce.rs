@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Message of the error returned when the progress callback asks to stop.
 pub const INTERRUPTED: &str = "interrupted";
@@ -52,7 +52,18 @@ struct Opts<'a> {
     policy: NonFinitePolicy,
     precision: Precision,
     progress: &'a (dyn Fn(u64) -> bool + Sync),
-    stop: &'a AtomicBool,
+    /// Lowest index of a shard that failed (usize::MAX while none has): workers on later shards
+    /// stop, workers on earlier ones finish, so the error reported is always the first shard's.
+    failed_at: &'a AtomicUsize,
+    /// Index of the shard being reduced.
+    shard: usize,
+}
+
+impl Opts<'_> {
+    /// Whether an earlier shard has failed, so this one need not be finished.
+    fn halted(&self) -> bool {
+        self.shard > self.failed_at.load(Ordering::Relaxed)
+    }
 }
 
 /// A layer selected for reduction.
@@ -210,7 +221,7 @@ pub fn reduce_capture_shards(
         .enumerate()
         .map(|(k, s)| (s.name.as_str(), k))
         .collect();
-    let stop = AtomicBool::new(false);
+    let failed_at = AtomicUsize::new(usize::MAX);
     let results: Vec<Result<Vec<AgopAccumulator>>> = groups
         .into_par_iter()
         .map(|range| {
@@ -219,13 +230,14 @@ pub fn reduce_capture_shards(
                 .map(|s| AgopAccumulator::new(s.dim))
                 .collect::<Result<_>>()?;
             let mut buf = Buffer::default();
-            let opts = Opts {
-                policy,
-                precision,
-                progress,
-                stop: &stop,
-            };
             for i in range {
+                let opts = Opts {
+                    policy,
+                    precision,
+                    progress,
+                    failed_at: &failed_at,
+                    shard: i,
+                };
                 let r = reduce_shard(
                     dir,
                     &m,
@@ -237,7 +249,9 @@ pub fn reduce_capture_shards(
                     &mut buf,
                 );
                 if let Err(e) = r {
-                    stop.store(true, Ordering::Relaxed);
+                    if !is_interrupt(&e) {
+                        failed_at.fetch_min(i, Ordering::Relaxed);
+                    }
                     return Err(e);
                 }
             }
@@ -321,7 +335,7 @@ fn reduce_stream(
     accs: &mut [AgopAccumulator],
     opts: &Opts<'_>,
 ) -> Result<()> {
-    let (progress, stop) = (opts.progress, opts.stop);
+    let progress = opts.progress;
     let path = r.path.clone();
     let tensors = r.header()?;
     let dtype = m.dtype();
@@ -340,12 +354,12 @@ fn reduce_stream(
         *pending += n;
         if *pending >= CHUNK as u64 {
             let p = std::mem::take(pending);
-            return progress(p) && !stop.load(Ordering::Relaxed);
+            return progress(p) && !opts.halted();
         }
         true
     };
     for (name, start, end) in regions {
-        if stop.load(Ordering::Relaxed) {
+        if opts.halted() {
             return Err(interrupted());
         }
         let at = r.position();
