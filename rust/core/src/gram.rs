@@ -280,13 +280,18 @@ fn zeroed(dim: usize) -> Result<Vec<f64>> {
 }
 
 /// Whether every f32 product of a block of at most [`FAST_BLOCK_ROWS`] rows, and every sum of
-/// them, is finite and normal: all |x| ≤ 2⁵⁸ and every nonzero |x| ≥ 2⁻⁶³.
+/// them, is finite and normal: all |x| ≤ 2⁵⁸ and every nonzero |x| ≥ 2⁻⁶³. Branch-free on the
+/// bits (|x| as an integer orders like |x|), so it vectorises: about 0.1 ns an element.
 fn f32_products_safe(panel: &[f32], d: usize) -> bool {
+    const MAX: u32 = FAST_MAX_ABS.to_bits();
+    const MIN: u32 = FAST_MIN_ABS.to_bits();
     let ok = |row: &[f32]| {
-        row.iter().all(|x| {
-            let a = x.abs();
-            a <= FAST_MAX_ABS && (a >= FAST_MIN_ABS || a == 0.0)
-        })
+        let bad = row.iter().fold(false, |bad, x| {
+            let a = x.to_bits() & 0x7fff_ffff;
+            // a > MAX: too large, infinite or NaN; 0 < a < MIN: too small (a = 0 wraps around).
+            bad | (a > MAX) | (a.wrapping_sub(1) < MIN - 1)
+        });
+        !bad
     };
     if panel.len() < 1 << 16 {
         ok(panel)
