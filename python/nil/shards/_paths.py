@@ -26,9 +26,9 @@ def check_output(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike
     capture directory itself, its ``manifest.json``, ``.lock`` or anything under ``shards/``.
     Writing beside the manifest (``CAPTURE/agop.safetensors``) is allowed. ``flag`` names the
     option in the message (e.g. ``--save-agop``)."""
-    o = Path(out).resolve()
+    o = Path(os.path.realpath(out))  # realpath, unlike Path.resolve, never raises on a link loop
     for given in inputs:
-        p = Path(given).resolve()
+        p = Path(os.path.realpath(given))
         if o == p:
             what = "the input capture directory itself" if p.is_dir() else "also an input"
             raise NilValueError(f"{out}: {flag} is {what}; write to a new file")

@@ -15,6 +15,7 @@ import numpy as np
 from .. import _core
 from ..accumulator import AgopAccumulator, NonFinite, PrecisionName, _fast, _skip
 from ..errors import NilValueError
+from ._paths import input_kind
 
 __all__ = ["connect", "reduce_on_ray", "shard_groups"]
 
@@ -71,9 +72,9 @@ def reduce_on_ray(
     """Per-layer accumulators of a capture, reduced by Ray tasks over groups of shards.
 
     ``tasks`` defaults to four per CPU of the cluster (at most one per shard)."""
-    p = os.fspath(Path(path).resolve())
-    if not Path(p).is_dir():
+    if input_kind(path) != "capture":  # names a missing path, a FIFO or a symlink loop first
         raise NilValueError(f"{path}: --ray analyses capture directories; a partial file needs no cluster")
+    p = os.fspath(Path(path).resolve())
     skip, fast = _skip(nonfinite), _fast(precision)
     n_shards = len(json.loads(_core.manifest_read(p)).get("shards", []))  # absent = none, as the core reads it
     if n_shards == 0:
