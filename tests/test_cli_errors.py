@@ -8,7 +8,6 @@ import _thread
 import csv
 import json
 import pickle
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,17 +15,8 @@ import numpy as np
 import pytest
 
 import nil
+from cli_helpers import one_line_error
 from shard_helpers import make_capture, manifest, snapshot
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
-    """The CLI failed cleanly: exit 1 (not a signal), one line on stderr, no traceback."""
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

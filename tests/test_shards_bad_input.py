@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import nil
+from cli_helpers import one_line_error
 from shard_helpers import (
     agop,
     make_capture,
@@ -335,16 +336,6 @@ def test_manifest_without_a_shards_list_is_an_empty_capture(tmp_path):
 
 
 # ---------------------------------------------------------------- limits and memory (issue 12)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
-    """The CLI failed cleanly: exit 1 (not a signal), one line on stderr, no traceback."""
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
 
 
 def test_a_layer_of_absurd_dim_is_refused_before_anything_is_allocated(tmp_path, run_cli):
