@@ -32,9 +32,16 @@ const ACCUMULATOR_BUDGET: u64 = 512 << 20;
 /// serves two blocks).
 const BLOCK_BYTES: usize = WINDOW / 2;
 
-/// Rows handed to the accumulator at once: about [`BLOCK_BYTES`] of stored rows.
-fn block_rows(row_bytes: usize) -> usize {
-    (BLOCK_BYTES / row_bytes.max(1)).clamp(64, 1 << 20)
+/// Multiply-adds allowed in one block (2³³: well under a second at f32 matrix-product speed), so
+/// that a stop request (Ctrl-C) is seen within about a second even for wide layers.
+const BLOCK_MACS: usize = 1 << 33;
+
+/// Rows handed to the accumulator at once: about [`BLOCK_BYTES`] of stored rows, fewer for wide
+/// layers (at most [`BLOCK_MACS`] multiply-adds), never fewer than 64.
+fn block_rows(row_bytes: usize, dim: usize) -> usize {
+    let by_bytes = BLOCK_BYTES / row_bytes.max(1);
+    let by_work = BLOCK_MACS / dim.saturating_mul(dim).max(1);
+    by_bytes.min(by_work).clamp(64, 1 << 20)
 }
 
 /// The result of reducing a capture.
@@ -371,7 +378,7 @@ fn reduce_stream(
             Some(&k) => {
                 let dim = selected[k].dim;
                 let row_bytes = dim * esize;
-                let br = block_rows(row_bytes);
+                let br = block_rows(row_bytes, dim);
                 let rows = (end - start) / row_bytes;
                 let mut r0 = 0;
                 while r0 < rows {
