@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from nil.errors import NilValueError
 from nil.models import BudgetError, aspect_ratio, build, param_count, solve_width, width_grid
+from hypothesis_profiles import examples
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +49,7 @@ def test_formula_equals_module_parameter_count(family):
         assert count.embedding > 0 and count.head > 0 and count.non_embedding == count.body + count.head
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(depth=st.integers(1, 6), heads=st.integers(1, 12), head_dim=st.sampled_from([4, 8]),
        vocab=st.sampled_from([None, 256, 50]))
 def test_gpt_formula_hypothesis(depth, heads, head_dim, vocab):
@@ -88,7 +89,7 @@ def test_pad_parameter_makes_the_model_hold_the_budget():
     assert not model.pad.requires_grad and float(model.pad.abs().sum()) == 0.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(family=st.sampled_from(["gpt", "mlp", "cnn", "gru"]), budget=st.integers(20_000, 3_000_000),
        depth=st.integers(1, 12))
 def test_pad_rule_is_the_largest_fitting_width(family, budget, depth):
@@ -105,7 +106,7 @@ def test_pad_rule_is_the_largest_fitting_width(family, budget, depth):
     assert not bigger or counts[bigger[0]] > budget
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(family=st.sampled_from(["gpt", "mlp", "cnn", "gru"]), budget=st.integers(20_000, 3_000_000),
        depth=st.integers(1, 12))
 def test_closest_rule_minimises_the_budget_error(family, budget, depth):
