@@ -30,6 +30,8 @@ $(STAMP): requirements-dev.txt
 	touch $(STAMP)
 
 build: $(STAMP)
+	@# The distribution was called "nil" before (an unrelated PyPI project has that name); drop a stale install.
+	@$(PY) -m pip uninstall -y -q nil >/dev/null 2>&1 || true
 	$(VENV)/bin/maturin develop --release -q
 
 rust-test:
