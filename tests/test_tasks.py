@@ -78,6 +78,25 @@ def test_byte_lm_windows_and_hash_split(tmp_path):
         assert bytes(old) in bytes(new) or bytes(old) == bytes(new)
 
 
+def test_byte_lm_corpus_glob_reads_only_matching_files(tmp_path):
+    (tmp_path / "c" / "sub").mkdir(parents=True)
+    _write_corpus(tmp_path / "c")
+    (tmp_path / "c" / "sub" / "lib.so").write_bytes(bytes(range(256)) * 50)  # a binary beside the sources
+    (tmp_path / "c" / "sub" / "__pycache__").mkdir()
+    (tmp_path / "c" / "sub" / "__pycache__" / "f000.txt").write_bytes(b"cached" * 100)
+    everything = load_corpus(str(tmp_path / "c"), 0.2, 0.2)
+    text = load_corpus(str(tmp_path / "c"), 0.2, 0.2, pattern="*.txt")
+    assert everything.n_files == 42 and text.n_files == 40 and text.source.endswith("**/*.txt")
+    assert len(text.train) + len(text.val) + len(text.test) < len(everything.train) + len(everything.val) + len(everything.test)
+    d = make_task("bytes", corpus=str(tmp_path / "c"), corpus_glob="*.txt", seq_len=16, val_fraction=0.2,
+                  test_fraction=0.2).make(10)
+    assert d.info["corpus_files"] == 40
+    with pytest.raises(NilValueError, match="no files"):
+        load_corpus(str(tmp_path / "c"), 0.2, 0.2, pattern="*.rs")
+    with pytest.raises(NilValueError, match="give corpus=DIR"):
+        make_task("bytes", corpus_glob="*.py").make(4)
+
+
 def test_byte_lm_single_file_and_errors(tmp_path):
     f = tmp_path / "one.txt"
     f.write_bytes(bytes(range(256)) * 40)

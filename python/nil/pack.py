@@ -146,6 +146,8 @@ class _Job:
         self.want_graph = graphs and device.type == "cuda"
         self.graph: Any = None
         self.graph_failed: str | None = None
+        if stream is not None:  # the models and the data were made on the default stream
+            stream.wait_stream(torch.cuda.current_stream(device))
         with self.ctx():
             self._setup()
         self.step = 0
@@ -405,6 +407,8 @@ class _Job:
                         for name, t in [*model.named_parameters(), *model.named_buffers()]:
                             src = self.params[name] if name in self.params else self.buffers[name]
                             t.copy_(src[k])
+                for p in self.models[k].parameters():  # the last step's gradients (a graph's memory)
+                    p.grad = None
                 tr, va, te = final_losses(self.models[k], self.data, self.config, self.bf16)
                 tk = m.tracker
                 results.append(TrainResult(

@@ -2,8 +2,9 @@
 
 The embedded default exists on every machine with Python: the standard library's own ``.py``
 source files (``sysconfig.get_paths()["stdlib"]``, without site-packages), read in sorted path
-order. A directory given by the user is read the same way (every regular file, sorted); a single
-file is cut into contiguous train/validation/test ranges. Files of a directory go to a split by a
+order. A directory given by the user is read the same way (every regular file, or those matching a
+``pattern`` such as ``*.py``, sorted); a single file is cut into contiguous train/validation/test
+ranges. Files of a directory go to a split by a
 hash of their relative path, so the split never depends on the order or number of other files.
 """
 
@@ -49,12 +50,14 @@ def _bucket(relpath: str) -> float:
 
 @functools.lru_cache(maxsize=4)
 def load_corpus(
-    path: str | None = None, val_fraction: float = 0.05, test_fraction: float = 0.05, max_bytes: int | None = None
+    path: str | None = None, val_fraction: float = 0.05, test_fraction: float = 0.05, max_bytes: int | None = None,
+    pattern: str | None = None,
 ) -> ByteCorpus:
     """Reads a corpus (default: the Python standard library's sources) into three byte streams.
 
     ``max_bytes`` caps the bytes read from a directory (files beyond it are skipped, in sorted
-    order), for quick runs. Files are joined with a newline."""
+    order), for quick runs. ``pattern``: only a directory's files matching this glob (searched in
+    every subdirectory, ``__pycache__`` skipped), e.g. ``*.py``. Files are joined with a newline."""
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise NilValueError(f"corpus split fractions must be in (0, 1) and sum below 1, found {val_fraction}, {test_fraction}")
     if path is None:
@@ -69,8 +72,15 @@ def load_corpus(
             a = int(len(data) * (1 - val_fraction - test_fraction))
             b = int(len(data) * (1 - test_fraction))
             return ByteCorpus(data[:a].copy(), data[a:b].copy(), data[b:].copy(), str(p), 1)
-        root, files = p, sorted(f for f in p.rglob("*") if f.is_file())
-        source = str(p)
+        if pattern is None:
+            root, files = p, sorted(f for f in p.rglob("*") if f.is_file())
+            source = str(p)
+        else:
+            root = p
+            files = sorted(f for f in p.rglob(pattern) if f.is_file() and "__pycache__" not in f.relative_to(p).parts)
+            source = f"{p}/**/{pattern}"
+        if not files:
+            raise NilValueError(f"corpus {source}: no files to read")
     parts: dict[str, list[bytes]] = {"train": [], "val": [], "test": []}
     total = 0
     for f in files:
