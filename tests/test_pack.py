@@ -28,12 +28,7 @@ from nil.train import TrainConfig, train
 RTOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -238,13 +233,15 @@ def test_packed_worker_processes_match(tmp_path):
     _compare_tables(_sweep(tmp_path / "alone", budgets=[2000], runs_per_gpu=1), pooled)
 
 
-def test_cli_plan_reproduces_the_reference_step_counts(run_cli):
+def test_cli_plan_reproduces_the_reference_step_counts(capsys, tmp_path):
     import json
 
-    out = run_cli("sweep", "--family", "gpt", "--task", "bytes", "--budgets", "0.3M,0.6M,1M,1.3M,1.6M,2M,2.3M,2.7M,3M",
-                  "--depths", "1,2,3,4,5,6,8,10,12,16,20,24", "--seeds", "1", "--data-ratio", "60",
-                  "--train-preset", "reference-ntp", "--out", "unused", "--plan", "--json", check=True)
-    plan = json.loads(out.stdout)
+    from nil.cli import main
+
+    assert main(["sweep", "--family", "gpt", "--task", "bytes", "--budgets", "0.3M,0.6M,1M,1.3M,1.6M,2M,2.3M,2.7M,3M",
+                 "--depths", "1,2,3,4,5,6,8,10,12,16,20,24", "--seeds", "1", "--data-ratio", "60",
+                 "--train-preset", "reference-ntp", "--out", str(tmp_path / "unused"), "--plan", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
     steps = {s["budget"]: s["max_steps"] for s in plan["shapes"]}
     windows = {s["budget"]: s["n_train_samples"] for s in plan["shapes"]}
     assert plan["runs"] == 108 and not plan["skipped"]

@@ -18,13 +18,7 @@ from nil.sweep import PRESETS, plan_sweep, summarize, sweep
 from nil.train import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 TASK = {"in_dim": 8, "out_dim": 4, "teacher_width": 16, "n_val": 128, "n_test": 256, "val_subset": 64,

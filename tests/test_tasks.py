@@ -19,13 +19,7 @@ from nil.tasks.bottleneck import input_agop, output_agop, sparse_points
 from nil.tasks.corpus import default_corpus_files
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 def test_teacher_student_is_deterministic_and_leaves_the_global_rng_alone():

@@ -536,11 +536,18 @@ class PackScheduler:
             free, total = torch.cuda.mem_get_info(self.device)
         return free - need > (1 - self.memory_fraction) * total
 
-    def _hopeless(self, req: PackRequest) -> bool:
-        """A measured rate of its shape says it cannot finish before the deadline."""
-        if self.deadline is None or req.steps is None or req.shape not in self._rates:
+    def _hopeless(self, req: PackRequest, running: list[_Running]) -> bool:
+        """With a deadline: a measured rate says the request cannot finish in time. The rate is its
+        shape's latest, else the median of the running jobs' (a new job shares the device with them)."""
+        if self.deadline is None or req.steps is None:
             return False
-        return _clock() + req.steps / self._rates[req.shape] > self.deadline
+        rate = self._rates.get(req.shape)
+        if rate is None:
+            rates = sorted(j.segment_rate for r in running for j in r.jobs if j.segment_rate is not None and not j.done)
+            if not rates:
+                return False
+            rate = rates[len(rates) // 2]
+        return _clock() + req.steps / rate > self.deadline
 
     def _stream(self) -> Any:
         if self.device.type != "cuda":
@@ -615,7 +622,7 @@ class PackScheduler:
                         exhausted = held is None
                     if held is None or not self._fits(held, running):
                         break
-                    if self._hopeless(held):
+                    if self._hopeless(held, running):
                         abandon(held.items, False)
                         held = None
                         continue
