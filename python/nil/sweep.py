@@ -316,10 +316,13 @@ def _worker_run(spec_dict: dict[str, Any], run_id: str, threads: int | None,
 
 
 class _Progress:
-    """Overall and per-run progress bars (rich), or nothing."""
+    """Overall and per-run progress bars (rich), one line per finished run on stderr
+    (``enabled="lines"``, for logs), or nothing."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and total > 0
+    def __init__(self, enabled: bool | str, total: int) -> None:
+        self.lines = enabled == "lines"
+        self.enabled = enabled is True and total > 0
+        self.total, self.done = total, 0
         self.bars: dict[str, Any] = {}
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -336,10 +339,18 @@ class _Progress:
         if self.enabled and run_id in self.bars:
             self.p.update(self.bars[run_id], completed=step, total=total)
 
-    def finish(self, run_id: str) -> None:
+    def finish(self, run_id: str, row: Mapping[str, Any] | None = None) -> None:
+        self.done += 1
         if self.enabled:
             self.drop(run_id)
             self.p.advance(self.overall)
+        elif self.lines and row is not None:
+            import sys
+
+            print(f"[{self.done}/{self.total}] N={row['budget']:,} depth {row['depth']} width {row['width']} "
+                  f"seed {row['seed']}: test loss {row['test_loss']:.4f}, {row['steps']} steps, "
+                  f"{row['seconds']:.0f} s (pack {row.get('pack_size', 1)}), {time.strftime('%H:%M:%S')}",
+                  file=sys.stderr, flush=True)
 
     def drop(self, run_id: str) -> None:
         if self.enabled and run_id in self.bars:
@@ -375,7 +386,7 @@ def _run_local(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progress
             outcome.time_limit_reached = True
             return
         rec.finished(spec, row, subsets)
-        bars.finish(spec.run_id)
+        bars.finish(spec.run_id, row)
         outcome.finished += 1
 
 
@@ -410,7 +421,7 @@ class _Pump:
             self.bars.drop(run_id)
         elif kind == "done":
             self.rec.finished(self.by_id[run_id], a, b)
-            self.bars.finish(run_id)
+            self.bars.finish(run_id, a)
             self.outcome.finished += 1
 
     def close(self) -> None:
@@ -445,7 +456,7 @@ def _run_pool(todo: list[RunSpec], devices: list[str], rec: _Recorder, bars: _Pr
                         continue
                     row, subsets = result
                     rec.finished(spec, row, subsets)
-                    bars.finish(spec.run_id)
+                    bars.finish(spec.run_id, row)
                     outcome.finished += 1
     finally:
         pump.close()
@@ -533,7 +544,7 @@ def _run_packed(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progres
                 deadline: float | None, outcome: SweepOutcome) -> None:
     def done(spec: RunSpec, row: dict[str, Any], subsets: dict[str, np.ndarray]) -> None:
         rec.finished(spec, row, subsets)
-        bars.finish(spec.run_id)
+        bars.finish(spec.run_id, row)
         outcome.finished += 1
 
     def start(spec: RunSpec) -> None:
@@ -633,7 +644,7 @@ def _submit_ray(ray: Any, todo: list[RunSpec], address: str, rec: _Recorder, bar
             spec = refs.pop(ref)
             row, subsets = ray.get(ref)
             rec.finished(spec, row, subsets)
-            bars.finish(spec.run_id)
+            bars.finish(spec.run_id, row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,7 +670,7 @@ def sweep(
     device: str = "auto",
     ray: str | None = None,
     threads: int | None = 1,
-    progress: bool = True,
+    progress: bool | str = True,
     runs_per_gpu: int | None = None,
     cuda_graphs: bool | None = None,
     pack_memory: float = 0.85,
@@ -670,7 +681,8 @@ def sweep(
 
     ``capture``: True for ``interaction_report``'s defaults, a dict of its keyword arguments
     (plus ``batch_size``), or False. ``threads``: torch threads of a CPU worker (1 suits small
-    models and shared machines). ``runs_per_gpu``: runs training at once on each device, packed
+    models and shared machines). ``progress``: bars, ``"lines"`` (one line per finished run on
+    stderr) or False. ``runs_per_gpu``: runs training at once on each device, packed
     (``nil.pack``); None: packed on a GPU (as many as memory admits, at most
     ``nil.pack.AUTO_MAX_RUNS``), one at a time on the CPU; 1: one at a time with the plain
     trainer. ``cuda_graphs``: replay packed steps as CUDA graphs (default on); ``pack_memory``:

@@ -141,7 +141,7 @@ def register(sub: Any) -> None:
                    help="stop after SECONDS: runs that cannot finish are not started, runs still training "
                         "are abandoned (redone next time); the table stays consistent; exit 0")
     p.add_argument("--plan", action="store_true", help="print the planned shapes and exit without training")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per finished run on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     table = sweep(s["family"], s["task"], s["budgets"], s["depths"], s["seeds"], out=args.out,
                   data_ratio=s["data_ratio"], task_options=s["task_options"], model_options=s["model_options"],
                   rule=s["rule"], width_options=s["width_options"], train=s["train"], capture=s["capture"],
-                  device=s["device"], ray=s.get("ray"), threads=s["threads"], progress=not args.no_progress,
+                  device=s["device"], ray=s.get("ray"), threads=s["threads"], progress="lines" if args.no_progress else True,
                   runs_per_gpu=s.get("runs_per_gpu"), cuda_graphs=False if args.no_cuda_graphs else None,
                   pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"))
     outcome = table.attrs.get("outcome", {})
