@@ -6,7 +6,10 @@
 # repro: one time-limited chunk of the issue-17 reproduction sweep (byte-level gpt, nine budgets,
 # twelve depths, METHOD 4.4 protocol) in $REPRO_DIR (default repro/ntp, carried in and out between
 # calls); REPRO_SECONDS (default 420) bounds its training, REPRO_SEEDS (default 1) and
-# REPRO_PRECISION (default bf16; part of every run's identity: keep it across calls) set the sweep.
+# REPRO_PRECISION (default bf16; part of every run's identity: keep it across calls) set the sweep;
+# REPRO_CORPUS=site reads the installed packages' *.py files (the first 400 MB in sorted order,
+# 5,078 test windows as the reference's 1.3 MB test split) instead of the stdlib; another value is
+# taken as a directory of *.py files. Choose it before the first chunk and keep it.
 # It copies runs.parquet and sweep.json to $OUT; carry them back into $REPRO_DIR for the next chunk.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -30,9 +33,16 @@ for c in $cases; do
     pack) python3 benches/bench_pack_gpu.py --out "$OUT/pack.json" > "$OUT/pack.log" 2>&1 ;;
     repro)
       R=${REPRO_DIR:-repro/ntp}
+      EXTRA=()
+      if [ -n "${REPRO_CORPUS:-}" ]; then
+        C=$REPRO_CORPUS
+        [ "$C" = site ] && C=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+        EXTRA=(--task-arg "corpus=$C" --task-arg "corpus_glob=*.py" --task-arg max_bytes=400000000 --task-arg test_windows=5078)
+      fi
       PYTHONUNBUFFERED=1 python3 -m nil sweep --family gpt --task bytes --budgets 0.3M,0.6M,1M,1.3M,1.6M,2M,2.3M,2.7M,3M \
         --depths 1,2,3,4,5,6,8,10,12,16,20,24 --seeds "${REPRO_SEEDS:-1}" --data-ratio 60 --train-preset reference-ntp \
-        --precision "${REPRO_PRECISION:-bf16}" --out "$R" --time-limit "${REPRO_SECONDS:-420}" --no-progress > "$OUT/repro.log" 2>&1
+        --precision "${REPRO_PRECISION:-bf16}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$R" --time-limit "${REPRO_SECONDS:-420}" \
+        --no-progress > "$OUT/repro.log" 2>&1
       cp "$R/runs.parquet" "$R/sweep.json" "$OUT/" 2>/dev/null ;;
   esac
   echo "$c exited $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"

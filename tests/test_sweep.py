@@ -204,6 +204,7 @@ def test_every_family_and_task_sweeps_with_capture(tmp_path, family, task, task_
     assert row.n_layers == 2 and math.isfinite(row.agop_aofe_ratio_L1)
     # Only a token-embedding model reports the WᵀW statistics of an input embedding.
     assert math.isfinite(row.wtw_emb_aofe_ratio) == (task == "bytes")
+    assert (row.data_fingerprint is not None) == (task == "bytes")  # the corpus's SHA-256, to compare sessions
 
 
 def test_a_killed_sweep_resumes_without_retraining_finished_runs(tmp_path):

@@ -84,7 +84,7 @@ def test_byte_lm_corpus_glob_reads_only_matching_files(tmp_path):
     assert len(text.train) + len(text.val) + len(text.test) < len(everything.train) + len(everything.val) + len(everything.test)
     d = make_task("bytes", corpus=str(tmp_path / "c"), corpus_glob="*.txt", seq_len=16, val_fraction=0.2,
                   test_fraction=0.2).make(10)
-    assert d.info["corpus_files"] == 40
+    assert d.info["corpus_files"] == 40 and d.info["fingerprint"] == text.fingerprint != everything.fingerprint
     with pytest.raises(NilValueError, match="no files"):
         load_corpus(str(tmp_path / "c"), 0.2, 0.2, pattern="*.rs")
     with pytest.raises(NilValueError, match="give corpus=DIR"):

@@ -179,6 +179,7 @@ def finish_run(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
         "val_loss": result.val_loss,
         "test_loss": result.test_loss,
         "loss_kind": run.data.loss,
+        "data_fingerprint": run.data.info.get("fingerprint"),
         "steps": result.steps,
         "base_steps": result.base_steps,
         "max_steps": result.max_steps,

@@ -85,7 +85,7 @@ class ByteLM(Task):
             val_idx=val_idx,
             train_eval_idx=subset(n_windows, self.train_eval_windows, g),
             capture_idx=subset(len(test_tiles), self.capture_windows, g),
-            info={"corpus": c.source, "corpus_files": c.n_files,
+            info={"corpus": c.source, "corpus_files": c.n_files, "fingerprint": c.fingerprint,
                   "bytes": {"train": len(c.train), "val": len(c.val), "test": len(c.test)}},
         )
         return data.to(device)

@@ -27,13 +27,24 @@ _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 
 @dataclass(frozen=True)
 class ByteCorpus:
-    """Train, validation and test byte streams (uint8) and where they came from."""
+    """Train, validation and test byte streams (uint8) and where they came from. ``fingerprint``:
+    SHA-256 (first 16 hex digits) of the three streams, so tables made in different sessions can
+    be checked to share one corpus."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
     source: str
     n_files: int
+    fingerprint: str = ""
+
+
+def _fingerprint(*streams: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for s in streams:
+        h.update(len(s).to_bytes(8, "little"))
+        h.update(memoryview(s))
+    return h.hexdigest()[:16]
 
 
 def default_corpus_files() -> tuple[Path, list[Path]]:
@@ -71,7 +82,8 @@ def load_corpus(
             data = np.frombuffer(p.read_bytes()[:max_bytes], dtype=np.uint8)
             a = int(len(data) * (1 - val_fraction - test_fraction))
             b = int(len(data) * (1 - test_fraction))
-            return ByteCorpus(data[:a].copy(), data[a:b].copy(), data[b:].copy(), str(p), 1)
+            tr, va, te = data[:a].copy(), data[a:b].copy(), data[b:].copy()
+            return ByteCorpus(tr, va, te, str(p), 1, _fingerprint(tr, va, te))
         if pattern is None:
             root, files = p, sorted(f for f in p.rglob("*") if f.is_file())
             source = str(p)
@@ -95,4 +107,5 @@ def load_corpus(
     for k, s in streams.items():
         if len(s) < 2:
             raise NilValueError(f"corpus {source}: the {k} split is empty ({len(files)} files); give more text")
-    return ByteCorpus(streams["train"], streams["val"], streams["test"], source, len(files))
+    return ByteCorpus(streams["train"], streams["val"], streams["test"], source, len(files),
+                      _fingerprint(streams["train"], streams["val"], streams["test"]))
