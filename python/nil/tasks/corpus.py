@@ -43,7 +43,7 @@ def _fingerprint(*streams: np.ndarray) -> str:
     h = hashlib.sha256()
     for s in streams:
         h.update(len(s).to_bytes(8, "little"))
-        h.update(memoryview(s))
+        h.update(np.ascontiguousarray(s).tobytes())
     return h.hexdigest()[:16]
 
 
