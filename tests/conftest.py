@@ -39,6 +39,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one torch thread on a shared 2-core machine; restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def run_cli():
     """Runs ``python -m nil ARGS`` in a subprocess with this checkout's package first on the path."""
 

@@ -13,13 +13,7 @@ from nil.models import BudgetError, aspect_ratio, build, param_count, solve_widt
 from hypothesis_profiles import examples
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 def _meta_numel(family: str, depth: int, width: int, **kw) -> int:
