@@ -60,10 +60,15 @@ def _os_message(e: OSError) -> str:
     return f"{name}: {e.strerror or e}" + (f" ({os.fspath(e.filename2)})" if e.filename2 else "")
 
 
-def error_message(e: BaseException) -> str:
-    """The one-line message the CLI prints for an exception (the first line of long messages)."""
+def error_message(e: BaseException, verb: str = "") -> str:
+    """The one-line message the CLI prints for an exception raised by ``verb`` (the first line of
+    long messages); a missing optional dependency gets its install hint."""
+    from .._optional import hint_for
     from ..errors import NilError
 
+    hint = hint_for(e, verb) if isinstance(e, ModuleNotFoundError) else None
+    if hint is not None:
+        return hint
     if isinstance(e, NilError):
         text = str(e)
     elif isinstance(e, OSError):
@@ -103,5 +108,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if debug:
             raise
-        print(f"nil {args.command}: error: {error_message(e)}", file=sys.stderr)
+        print(f"nil {args.command}: error: {error_message(e, args.command)}", file=sys.stderr)
         return 1
