@@ -49,8 +49,9 @@ def register(sub: Any) -> None:
                    help="metric columns to correlate with loss (default: columns named like aofe, cos2, wtw, agop)")
     p.add_argument("--frontier-x", nargs="*", default=[], metavar="COL",
                    help="metric columns x of extra frontier laws best_loss = a·x^b (the budget is always one)")
-    p.add_argument("--bootstrap", type=int, default=1_000,
-                   help="bootstrap replicates for the band and interval CIs (default 1000; 0 skips them)")
+    p.add_argument("--bootstrap", type=int, default=500,
+                   help="bootstrap replicates for the band, interval and correlation CIs (default 500; 0 skips "
+                        "them; the set for R* and the stability slope need none)")
     p.add_argument("--permutations", type=int, default=10_000, help="permutations per correlation p-value (default 10000)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed of bootstrap and permutations (default 0)")
@@ -272,9 +273,9 @@ def run(args: argparse.Namespace) -> int:
     for note in fit.notes:
         con.print(f"note: {note}", markup=False)
     rows = _budget_rows(fit)
-    cols = [c for c in rows[0] if c != "notes"]
+    columns = [c for c in rows[0] if c != "notes"]
     con.print(_table(f"Per budget (ε = {fit.eps:g}). Reference: argmin R, span band. nil: R̂*, its "
-                     f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", cols, rows))
+                     f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", columns, rows))
     for r in rows:
         if r["notes"]:
             con.print(f"  {r['budget']}: {r['notes']}", markup=False)

@@ -57,7 +57,7 @@ def fit_interval(
     loss: str = "test_loss",
     eps: float = 0.02,
     budgets: Sequence[float] | None = None,
-    bootstrap: int = 1_000,
+    bootstrap: int = 500,
     seed: int = 0,
     metrics: Sequence[str] | None = None,
     frontier_x: Sequence[str] | None = None,

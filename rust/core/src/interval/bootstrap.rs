@@ -206,15 +206,26 @@ mod tests {
         // All replicates defined: the plain type-7 percentiles.
         let rows: Vec<f64> = (0..101).flat_map(|i| [i as f64, 0.0]).collect();
         let c = column_ci(&rows, 2, 0, Some(1), 0.9);
-        assert!((c.lo - 5.0).abs() < 1e-9 && (c.hi - 95.0).abs() < 1e-9, "{c:?}");
+        assert!(
+            (c.lo - 5.0).abs() < 1e-9 && (c.hi - 95.0).abs() < 1e-9,
+            "{c:?}"
+        );
         assert_eq!((c.defined, c.at_bound), (1.0, 0.0));
         // 3 % undefined: they count at both tails; 10 % undefined at a 0.9 level: no interval.
         let rows: Vec<f64> = (0..100)
-            .flat_map(|i| [if i < 3 { f64::NAN } else { i as f64 }, (i == 99) as u8 as f64])
+            .flat_map(|i| {
+                [
+                    if i < 3 { f64::NAN } else { i as f64 },
+                    (i == 99) as u8 as f64,
+                ]
+            })
             .collect();
         let c = column_ci(&rows, 2, 0, Some(1), 0.9);
         assert!((c.defined - 0.97).abs() < 1e-12 && (c.at_bound - 0.01).abs() < 1e-12);
-        assert!((c.lo - 4.95).abs() < 1e-9 && (c.hi - 97.05).abs() < 1e-9, "{c:?}");
+        assert!(
+            (c.lo - 4.95).abs() < 1e-9 && (c.hi - 97.05).abs() < 1e-9,
+            "{c:?}"
+        );
         let rows: Vec<f64> = (0..100)
             .flat_map(|i| [if i < 10 { f64::NAN } else { i as f64 }, 0.0])
             .collect();

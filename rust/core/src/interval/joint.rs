@@ -218,7 +218,10 @@ pub fn fit_joint_law(n: &[f64], u: &[f64], y: &[f64]) -> JointLaw {
         .sqrt();
     let mut flags = Vec::new();
     if t[0] < 0.0 {
-        flags.push(format!("L∞ = {:.4e} < 0: no finite-budget loss floor", t[0]));
+        flags.push(format!(
+            "L∞ = {:.4e} < 0: no finite-budget loss floor",
+            t[0]
+        ));
     }
     if t[1] <= 0.0 || t[2] <= 0.0 {
         flags.push(format!(
@@ -282,7 +285,10 @@ mod tests {
             .is_some());
         // Two budgets are refused; a concave law is flagged.
         let two: Vec<f64> = n.iter().map(|&v| if v > 2e6 { 3e6 } else { 1e6 }).collect();
-        assert!(fit_joint_law(&two, &u, &y).note.unwrap().contains("3 budgets"));
+        assert!(fit_joint_law(&two, &u, &y)
+            .note
+            .unwrap()
+            .contains("3 budgets"));
         let concave: Vec<f64> = n
             .iter()
             .zip(&u)

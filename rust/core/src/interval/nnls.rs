@@ -105,7 +105,11 @@ pub fn nnls(g: &[f64], h: &[f64], n: usize, n_free: usize, z: &mut [f64]) -> boo
             let mut alpha = 1.0f64;
             for &k in idx.iter().filter(|&&k| k >= n_free) {
                 if full[k] <= 0.0 {
-                    let a = if z[k] > 0.0 { z[k] / (z[k] - full[k]) } else { 0.0 };
+                    let a = if z[k] > 0.0 {
+                        z[k] / (z[k] - full[k])
+                    } else {
+                        0.0
+                    };
                     alpha = alpha.min(a);
                 }
             }
@@ -236,7 +240,10 @@ mod tests {
                 })
                 .sum();
             let best = brute(&g, &h, n, n_free);
-            assert!(q <= best + 1e-10 * (1.0 + best.abs()), "{trial}: {q} vs {best}");
+            assert!(
+                q <= best + 1e-10 * (1.0 + best.abs()),
+                "{trial}: {q} vs {best}"
+            );
             assert!(z.iter().skip(n_free).all(|&v| v >= 0.0));
             // A warm start from the answer gives the same answer.
             let mut w = z.clone();

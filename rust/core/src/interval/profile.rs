@@ -111,9 +111,18 @@ pub struct PointModel {
     pub fitted: Vec<f64>,
     /// Seed-level noise scale (original units); NaN when not estimable.
     pub sigma: f64,
+    /// The fit's coordinates, shared by the replicates so that the point fits can start them.
+    frame: Frame,
+    /// The point data's fits on the replicates' coarse grid (their warm starts).
+    coarse: Vec<FitAt>,
 }
 
+/// Profile grid points per gap and golden-section steps of a bootstrap replicate's fit.
+const REPLICATE_PER_GAP: usize = 2;
+const REPLICATE_GOLDEN: usize = 10;
+
 /// Maps ln R to t ∈ [0, 1] over the sweep and losses to a unit scale.
+#[derive(Clone, Debug)]
 struct Frame {
     u0: f64,
     du: f64,
@@ -177,6 +186,8 @@ pub(super) struct Profile {
     pub q: Vec<f64>,
     pub best_t: f64,
     pub best: FitAt,
+    /// The fit at every grid point (only when no warm starts were given).
+    pub fits: Vec<FitAt>,
 }
 
 const KAPPA: f64 = 1e-10;
@@ -186,6 +197,7 @@ pub(super) fn profile(
     delta: Option<f64>,
     per_gap: usize,
     golden_steps: usize,
+    warms: Option<&[FitAt]>,
 ) -> Option<Profile> {
     let base = rows.base_knots();
     let mut grid = Vec::with_capacity((rows.t.len() - 1) * per_gap + 1);
@@ -196,14 +208,22 @@ pub(super) fn profile(
     }
     grid.push(1.0);
     let mut q = Vec::with_capacity(grid.len());
+    let warms = warms.filter(|w| w.len() == grid.len());
     let mut prev: Option<FitAt> = None;
     let mut best: Option<(usize, FitAt)> = None;
+    let mut fits = Vec::new();
     for (k, &t0) in grid.iter().enumerate() {
-        let warm = prev.as_ref().map(|f| Warm { z: &f.z, w: &f.w });
+        // Warm start: the given fit at this grid point (a bootstrap replicate starts from the point
+        // estimate's fits), else the previous grid point's fit.
+        let from = warms.map(|w| &w[k]).or(prev.as_ref());
+        let warm = from.map(|f| Warm { z: &f.z, w: &f.w });
         let f = fit_at(rows, &base, t0, delta, KAPPA, warm)?;
         q.push(f.q);
         if best.as_ref().is_none_or(|(_, b)| f.q < b.q) {
             best = Some((k, f.clone()));
+        }
+        if warms.is_none() {
+            fits.push(f.clone());
         }
         prev = Some(f);
     }
@@ -254,6 +274,7 @@ pub(super) fn profile(
         q,
         best_t,
         best: fit,
+        fits,
     })
 }
 
@@ -292,8 +313,16 @@ fn band(spline: &Spline, frame: &Frame, eps: f64) -> (f64, f64, f64) {
         hi += 1;
     }
     let t = |i: usize| i as f64 / N as f64;
-    let lo_t = if lo == 0 { 0.0 } else { cross(t(lo), t(lo - 1)) };
-    let hi_t = if hi == N { 1.0 } else { cross(t(hi), t(hi + 1)) };
+    let lo_t = if lo == 0 {
+        0.0
+    } else {
+        cross(t(lo), t(lo - 1))
+    };
+    let hi_t = if hi == N {
+        1.0
+    } else {
+        cross(t(hi), t(hi + 1))
+    };
     (lo_t, hi_t, lmin)
 }
 
@@ -371,7 +400,9 @@ fn fittable(u: &[f64], losses: &[Vec<f64>]) -> Result<(), String> {
         ));
     }
     let means: Vec<f64> = losses.iter().map(|s| mean(s)).collect();
-    let spread = means.iter().fold(0.0f64, |a, &v| a.max((v - means[0]).abs()));
+    let spread = means
+        .iter()
+        .fold(0.0f64, |a, &v| a.max((v - means[0]).abs()));
     if !(spread > 1e-12 * means[0].abs()) {
         return Err("the mean loss is the same at every shape: R* is not identified".into());
     }
@@ -379,7 +410,11 @@ fn fittable(u: &[f64], losses: &[Vec<f64>]) -> Result<(), String> {
 }
 
 /// Analyses one budget: `u` = ln R of its shapes (sorted, distinct), `losses` their seed losses.
-pub fn analyse(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> (SmoothFit, Option<PointModel>) {
+pub fn analyse(
+    u: &[f64],
+    losses: &[Vec<f64>],
+    opts: &ModeOptions,
+) -> (SmoothFit, Option<PointModel>) {
     let n_rows: usize = losses.iter().map(Vec::len).sum();
     if let Err(note) = fittable(u, losses) {
         return (no_fit(u.len(), n_rows, opts.level, note), None);
@@ -393,18 +428,30 @@ pub fn analyse(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> (SmoothFit
     let (mut sigma, mut source, mut df) = if df_pe >= 2 && s2_pe > 0.0 {
         (s2_pe.sqrt(), SigmaSource::PureError, df_pe)
     } else {
-        (sigma_differences(&rows.t, &ym), SigmaSource::Differences, m - 2)
+        (
+            sigma_differences(&rows.t, &ym),
+            SigmaSource::Differences,
+            m - 2,
+        )
     };
     let mut note = None;
     if !(sigma > 1e-9) {
         sigma = f64::NAN;
         source = SigmaSource::None;
-        note = Some("no noise scale: replicates identical and means exactly unimodal; no confidence set".to_string());
+        note = Some(
+            "no noise scale: replicates identical and means exactly unimodal; no confidence set"
+                .to_string(),
+        );
     }
     let delta = |s: f64| (opts.huber && s.is_finite()).then_some(1.345 * s);
-    let Some(mut prof) = profile(&rows, delta(sigma), opts.grid_per_gap, 20) else {
+    let Some(mut prof) = profile(&rows, delta(sigma), opts.grid_per_gap, 20, None) else {
         return (
-            no_fit(m, n_rows, opts.level, "the constrained least-squares solve failed".into()),
+            no_fit(
+                m,
+                n_rows,
+                opts.level,
+                "the constrained least-squares solve failed".into(),
+            ),
             None,
         );
     };
@@ -421,7 +468,7 @@ pub fn analyse(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> (SmoothFit
             sigma = lof.sqrt();
             source = SigmaSource::LackOfFit;
             df = m - 3;
-            if let Some(p) = profile(&rows, delta(sigma), opts.grid_per_gap, 20) {
+            if let Some(p) = profile(&rows, delta(sigma), opts.grid_per_gap, 20, None) {
                 prof = p;
             }
         }
@@ -449,7 +496,11 @@ pub fn analyse(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> (SmoothFit
                 g[i] + (g[j] - g[i]) * ((crit - a) / (b - a)).clamp(0.0, 1.0)
             };
             set_lo = if f == 0 { 0.0 } else { edge(f, f - 1) };
-            set_hi = if l == g.len() - 1 { 1.0 } else { edge(l, l + 1) };
+            set_hi = if l == g.len() - 1 {
+                1.0
+            } else {
+                edge(l, l + 1)
+            };
             contiguous = inside[f..=l].iter().all(|&b| b);
         }
     }
@@ -464,15 +515,23 @@ pub fn analyse(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> (SmoothFit
     };
     let spline = &prof.best.spline;
     let (b_lo, b_hi, lmin) = band(spline, &fr, opts.eps);
-    // Anomalous shape: the largest standardised residual of a shape mean.
+    // Anomalous shape: the largest residual of a shape mean in units of its standard error from
+    // the seed-to-seed noise when there are replicates (a shape-level deviation that the lack-of-fit
+    // σ would otherwise absorb), else from σ. A unimodality violation shared by neighbouring shapes
+    // splits its residual between them.
     let mut anomalous_ratio = None;
     let mut anomalous_z = f64::NAN;
-    if sigma.is_finite() {
+    let z_scale = if s2_pe > 0.0 && df_pe >= 2 {
+        s2_pe.sqrt()
+    } else {
+        sigma
+    };
+    if z_scale.is_finite() {
         let (i, z) = rows
             .y
             .iter()
             .zip(&prof.best.fitted)
-            .map(|(s, f)| (mean(s) - f) * (s.len() as f64).sqrt() / sigma)
+            .map(|(s, f)| (mean(s) - f) * (s.len() as f64).sqrt() / z_scale)
             .enumerate()
             .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
             .expect("at least 4 shapes");
@@ -515,18 +574,32 @@ pub fn analyse(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> (SmoothFit
         profile_stat: stat,
         note,
     };
+    let coarse = profile(&rows, delta(sigma), REPLICATE_PER_GAP, 0, None)
+        .map(|p| p.fits)
+        .unwrap_or_default();
     let model = PointModel {
         fitted: prof.best.fitted.iter().map(|&f| fr.loss(f)).collect(),
         sigma: sigma * fr.s,
+        frame: fr,
+        coarse,
     };
     let _ = means;
     (fit, Some(model))
 }
 
-/// The smooth band of one bootstrap replicate (ratios), from a coarser profile; None without a fit.
-pub fn replicate_band(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> Option<(f64, f64)> {
+/// The smooth band of one bootstrap replicate (ratios), from a coarser profile started at the
+/// point data's fits (`point`, when the budget had one); None without a fit.
+pub fn replicate_band(
+    u: &[f64],
+    losses: &[Vec<f64>],
+    opts: &ModeOptions,
+    point: Option<&PointModel>,
+) -> Option<(f64, f64)> {
     fittable(u, losses).ok()?;
-    let (fr, _) = frame(u, losses);
+    let fr = match point {
+        Some(p) => p.frame.clone(),
+        None => frame(u, losses).0,
+    };
     let rows = rows_in(&fr, u, losses);
     let ym: Vec<f64> = rows.y.iter().map(|s| mean(s)).collect();
     let (s2_pe, df_pe) = pure_error(&rows.y);
@@ -536,7 +609,8 @@ pub fn replicate_band(u: &[f64], losses: &[Vec<f64>], opts: &ModeOptions) -> Opt
         sigma_differences(&rows.t, &ym)
     };
     let delta = (opts.huber && sigma > 1e-9).then_some(1.345 * sigma);
-    let prof = profile(&rows, delta, 2, 12)?;
+    let warms = point.map(|p| p.coarse.as_slice());
+    let prof = profile(&rows, delta, REPLICATE_PER_GAP, REPLICATE_GOLDEN, warms)?;
     let (lo, hi, _) = band(&prof.best.spline, &fr, opts.eps);
     Some((fr.ratio(lo), fr.ratio(hi)))
 }
@@ -570,8 +644,17 @@ mod tests {
         let u: Vec<f64> = ratio.iter().map(|r: &f64| r.ln()).collect();
         let (f, _) = analyse(&u, &losses, &ModeOptions::default());
         assert_eq!(f.status, Status::Interior, "{f:?}");
-        assert!(f.ratio_star >= ratio[1] && f.ratio_star <= ratio[2], "{}", f.ratio_star);
-        assert!(f.set_lo > ratio[0] && f.set_hi < ratio[4], "{} {}", f.set_lo, f.set_hi);
+        assert!(
+            f.ratio_star >= ratio[1] && f.ratio_star <= ratio[2],
+            "{}",
+            f.ratio_star
+        );
+        assert!(
+            f.set_lo > ratio[0] && f.set_hi < ratio[4],
+            "{} {}",
+            f.set_lo,
+            f.set_hi
+        );
         assert!(f.set_lo <= f.ratio_star && f.ratio_star <= f.set_hi);
         assert_eq!(f.anomalous_ratio, None);
         assert_eq!(f.sigma_source, SigmaSource::PureError);
@@ -595,7 +678,10 @@ mod tests {
     fn too_few_shapes_and_flat_losses_are_not_fitted() {
         let u = [-3.0, -2.0, -1.0];
         let l = vec![vec![1.0], vec![0.9], vec![1.1]];
-        assert_eq!(analyse(&u, &l, &ModeOptions::default()).0.status, Status::NoFit);
+        assert_eq!(
+            analyse(&u, &l, &ModeOptions::default()).0.status,
+            Status::NoFit
+        );
         let u = [-4.0, -3.0, -2.0, -1.0];
         let l = vec![vec![1.0]; 4];
         let (f, m) = analyse(&u, &l, &ModeOptions::default());
@@ -621,7 +707,9 @@ mod tests {
             let (f, _) = analyse(&u, &losses, &ModeOptions::default());
             let truth = (-6.0f64 + 5.0 * 0.3).exp();
             assert!(f.set_lo <= f.set_hi);
-            assert!(f.set_lo >= u[0].exp() * (1.0 - 1e-12) && f.set_hi <= u[11].exp() * (1.0 + 1e-12));
+            assert!(
+                f.set_lo >= u[0].exp() * (1.0 - 1e-12) && f.set_hi <= u[11].exp() * (1.0 + 1e-12)
+            );
             hits += (f.set_lo <= truth && truth <= f.set_hi) as usize;
         }
         assert!(hits as f64 / reps as f64 >= 0.9, "{hits}/{reps}");

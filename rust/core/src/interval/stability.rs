@@ -72,7 +72,12 @@ fn stat_at(p: &BudgetProfile<'_>, x: f64) -> f64 {
 
 /// Minimises Σ_b Λ_b(a + s·x_b) over the level a (grid, then golden section); returns (min, a).
 fn best_level(ps: &[BudgetProfile<'_>], x: &[f64], s: f64, a_lo: f64, a_hi: f64) -> (f64, f64) {
-    let j = |a: f64| -> f64 { ps.iter().zip(x).map(|(p, &xb)| stat_at(p, a + s * xb)).sum() };
+    let j = |a: f64| -> f64 {
+        ps.iter()
+            .zip(x)
+            .map(|(p, &xb)| stat_at(p, a + s * xb))
+            .sum()
+    };
     const N: usize = 400;
     let step = (a_hi - a_lo) / N as f64;
     let (mut ka, mut kv) = (0usize, f64::INFINITY);
@@ -116,7 +121,12 @@ fn best_level(ps: &[BudgetProfile<'_>], x: &[f64], s: f64, a_lo: f64, a_hi: f64)
 }
 
 /// The joint-profile slope over the given budgets (each with an uncensored optimum).
-pub fn joint_slope(ps: &[BudgetProfile<'_>], budgets: Vec<f64>, level: f64, crit: f64) -> Stability {
+pub fn joint_slope(
+    ps: &[BudgetProfile<'_>],
+    budgets: Vec<f64>,
+    level: f64,
+    crit: f64,
+) -> Stability {
     if ps.len() < MIN_BUDGETS {
         return Stability::not_estimable(
             budgets,
@@ -133,9 +143,11 @@ pub fn joint_slope(ps: &[BudgetProfile<'_>], budgets: Vec<f64>, level: f64, crit
     if !(xr > 0.0) {
         return Stability::not_estimable(budgets, level, "not estimable: all budgets equal".into());
     }
-    let (ulo, uhi) = ps.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-        (a.min(p.u[0]), b.max(p.u[p.u.len() - 1]))
-    });
+    let (ulo, uhi) = ps
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.u[0]), b.max(p.u[p.u.len() - 1]))
+        });
     // Slopes that move the optimum by up to four times the widest sweep across the budgets.
     let smax = 4.0 * (uhi - ulo) / xr;
     const NS: usize = 800;
@@ -158,8 +170,14 @@ pub fn joint_slope(ps: &[BudgetProfile<'_>], budgets: Vec<f64>, level: f64, crit
     };
     let a = prof[k_mid].1;
     let inside: Vec<bool> = d.iter().map(|&v| v <= crit).collect();
-    let first = inside.iter().position(|&b| b).expect("the minimum is inside");
-    let last = inside.iter().rposition(|&b| b).expect("the minimum is inside");
+    let first = inside
+        .iter()
+        .position(|&b| b)
+        .expect("the minimum is inside");
+    let last = inside
+        .iter()
+        .rposition(|&b| b)
+        .expect("the minimum is inside");
     let cross = |i: usize, j: usize| {
         slopes[i] + (slopes[j] - slopes[i]) * ((crit - d[i]) / (d[j] - d[i])).clamp(0.0, 1.0)
     };
@@ -167,8 +185,16 @@ pub fn joint_slope(ps: &[BudgetProfile<'_>], budgets: Vec<f64>, level: f64, crit
     Stability {
         slope,
         intercept: a - slope * mean_ln,
-        slope_lo: if lo_unb { f64::NAN } else { cross(first, first - 1) },
-        slope_hi: if hi_unb { f64::NAN } else { cross(last, last + 1) },
+        slope_lo: if lo_unb {
+            f64::NAN
+        } else {
+            cross(first, first - 1)
+        },
+        slope_hi: if hi_unb {
+            f64::NAN
+        } else {
+            cross(last, last + 1)
+        },
         lo_unbounded: lo_unb,
         hi_unbounded: hi_unb,
         level,
