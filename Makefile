@@ -18,7 +18,7 @@ export NIL_TEST_RAY ?= 1
 DEMO_OUT ?= demo-sweep
 demo: build
 	$(PY) -m nil sweep --preset demo --out $(DEMO_OUT)
-	$(PY) -m nil interval $(DEMO_OUT)/runs.parquet --bootstrap 2000 --plot $(DEMO_OUT)/plots
+	$(PY) -m nil interval $(DEMO_OUT)/runs.parquet --bootstrap 1000 --plot $(DEMO_OUT)/plots
 
 test: build rust-test stubtest pytest
 

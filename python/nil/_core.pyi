@@ -126,10 +126,8 @@ def fit_interval(
     interval_budgets: list[float] | None,
     frontier_x: list[str],
     permutations: int,
-    se_floor: float,
-    outlier_threshold: float,
-    window: int,
-    residual_bootstrap: bool = True,
+    huber: bool = True,
+    anomaly_threshold: float = 4.0,
     correlation: str = "nil",
 ) -> dict[str, Any]: ...
 def correlation(

@@ -25,19 +25,22 @@ def register(sub: Any) -> None:
         help="fit the loss-optimal depth/width ratio per budget and the interval across budgets",
         description=(
             "Reads a runs table (one row per budget × shape × seed) and prints, per budget, the "
-            "reference's answer — the argmin ratio and the ε-band of shapes within (1+ε)·best loss — "
-            "beside nil's smooth answer: a robust quadratic of loss in ln(ratio) with its optimum R̂*, "
-            "its ε-band and bootstrap confidence intervals. Across budgets it gives the interval "
-            "(intersection of bands), the stability slope of ln R̂* on ln N, frontier power laws, "
-            "the joint law L(N, R) and metric–loss correlations. Reference CSVs (target_n, depth, "
-            "d_model, test_ce or test_mse) are recognised without options."
+            "reference's answer (the argmin ratio and the ε-band of shapes within (1+ε)·best loss) "
+            "beside nil's: a unimodal, robust fit of loss in ln(ratio) with its optimum R̂*, a "
+            "confidence set that never leaves the swept ratios (an optimum at or next to a sweep "
+            "edge is censored: only a one-sided bound is given) and its ε-band. Across budgets: the "
+            "interval (intersection of bands), the stability slope of ln R* on ln N, frontier power "
+            "laws, the joint law L(N, R) and metric–loss correlations. Reference CSVs (target_n, "
+            "depth, d_model, test_ce or test_mse) are recognised without options. Method: "
+            "docs/interval.md."
         ),
         epilog="example: nil interval runs.csv --budgets 1e6,1.3e6,1.6e6,2e6 --frontier-x wtw_aofe_ratio --plot figs/",
     )
     p.add_argument("runs", help="runs table: .csv, .parquet, or a `nil sweep` directory (its runs.parquet)")
     p.add_argument("--budget-col", default="budget", help="budget column (default 'budget'; else target_n, … are tried)")
     p.add_argument("--ratio-col", default="ratio",
-                   help="depth/width ratio column (default 'ratio'; else depth/d_model is computed, or depth_over_d_model, alpha)")
+                   help="depth/width ratio column (default 'ratio'; else depth/d_model is computed, or "
+                        "depth_over_d_model, alpha)")
     p.add_argument("--loss-col", default="test_loss", help="loss column (default 'test_loss'; else test_ce, test_mse, …)")
     p.add_argument("--eps", type=float, default=0.02, help="relative loss tolerance of the bands (default 0.02)")
     p.add_argument("--budgets", type=_budgets, default=None,
@@ -46,52 +49,204 @@ def register(sub: Any) -> None:
                    help="metric columns to correlate with loss (default: columns named like aofe, cos2, wtw, agop)")
     p.add_argument("--frontier-x", nargs="*", default=[], metavar="COL",
                    help="metric columns x of extra frontier laws best_loss = a·x^b (the budget is always one)")
-    p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap replicates (default 10000; 0 skips CIs)")
+    p.add_argument("--bootstrap", type=int, default=500,
+                   help="bootstrap replicates for the band, interval and correlation CIs (default 500; 0 skips "
+                        "them; the set for R* and the stability slope need none)")
     p.add_argument("--permutations", type=int, default=10_000, help="permutations per correlation p-value (default 10000)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed of bootstrap and permutations (default 0)")
+    p.add_argument("--no-huber", action="store_true", help="least squares instead of the robust Huber loss")
     p.add_argument("--reference-correlations", action="store_true",
                    help="per-budget Pearson/Spearman as the reference computed them (1e-12 denominator, "
                         "sort-order ranks) instead of nil's (NaN on zero variance, average ranks)")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON (NaN as null)")
+    p.add_argument("--all-metrics", action="store_true",
+                   help="also list correlations that are not estimable (fewer than 4 shapes, constant metric)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the full result as JSON (NaN as null)")
+    out.add_argument("--csv", action="store_true", help="print the per-budget table as CSV")
     p.add_argument("--plot", metavar="DIR", default=None, help="write PNG figures into DIR")
     p.set_defaults(func=run)
 
 
-def _band(lo: float, hi: float) -> str:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "—"
-    return f"[{lo:.4g}, {hi:.4g}]"
+def _g(v: float, digits: int = 3) -> str:
+    """A number to `digits` significant digits, never cut; '—' for NaN."""
+    return "—" if not math.isfinite(v) else f"{v:.{digits}g}"
 
 
-def _with_ci(v: float, lo: float, hi: float) -> str:
+def _n(v: float) -> str:
+    """A parameter budget for people: 60k, 1.3M, 10M (up to 4 significant digits)."""
     if not math.isfinite(v):
         return "—"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.4g}{suffix}"
+    return f"{v:.4g}"
+
+
+def _r(v: float) -> str:
+    """A correlation to two decimals (no 4.6e-17 for a zero)."""
+    return "—" if not math.isfinite(v) else f"{v:.2f}"
+
+
+def _band(lo: float, hi: float, lo_bound: bool = False, hi_bound: bool = False) -> str:
+    """[lo, hi]; an edge at the sweep bound is written ≤lo / ≥hi (the band may extend past it)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{v:.4g}"
-    return f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
+        return "—"
+    return f"[{'≤' if lo_bound else ''}{_g(lo)}, {'≥' if hi_bound else ''}{_g(hi)}]"
 
 
-def _wide_table(title: str, rows: list[dict[str, str]], split_after: str | None = None) -> None:
-    """A rich table wide enough for bands and CIs, with a rule between reference and nil columns."""
+def _pct(f: float) -> str:
+    return f"{f:.0%}" if 0.01 <= f <= 0.99 or f in (0.0, 1.0) else f"{f:.1%}"
+
+
+def _ci(c: Any, num: Any = None) -> str:
+    """A bootstrap interval with the fractions that qualify it; 'not estimable' when too many
+    replicates had no value (never percentiles of the defined ones alone)."""
+    num = num or _g
+    if not math.isfinite(c.defined):
+        return "—"
+    if not (math.isfinite(c.lo) and math.isfinite(c.hi)):
+        return f"not estimable (defined in {_pct(c.defined)} of replicates)"
+    extra = []
+    if c.defined < 1:
+        extra.append(f"{_pct(c.defined)} defined")
+    if c.at_bound > 0:
+        extra.append(f"{_pct(c.at_bound)} at a sweep bound")
+    return f"[{num(c.lo)}, {num(c.hi)}]" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _console() -> Any:
     from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 100, soft_wrap=False)
+
+
+def _table(title: str, columns: list[str], rows: list[dict[str, str]], left: tuple[str, ...] = ()) -> Any:
+    """A rich table whose cells fold instead of being cut with an ellipsis."""
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold")
-    for c in rows[0]:
-        table.add_column(c, justify="left" if c in ("flags", "metric") else "right", no_wrap=c != "flags",
-                         style="dim" if c == split_after else None)
+    t = Table(title=title, header_style="bold", title_justify="left")
+    for c in columns:
+        t.add_column(c, justify="left" if c in left else "right", overflow="fold")
     for r in rows:
-        table.add_row(*r.values())
-    Console(width=max(170, Console().width)).print(table)
+        t.add_row(*(r.get(c, "") for c in columns))
+    return t
+
+
+def _budget_rows(fit: Any) -> list[dict[str, str]]:
+    rows = []
+    for b in fit.budgets:
+        s = b.smooth
+        seeds = f"{min(b.seeds)}" if min(b.seeds) == max(b.seeds) else f"{min(b.seeds)}–{max(b.seeds)}"
+        if s.status == "interior":
+            star = _g(s.ratio_star)
+        elif s.status == "censored_low":
+            star = f"≤ {_g(s.set_hi)}"
+        elif s.status == "censored_high":
+            star = f"≥ {_g(s.set_lo)}"
+        else:
+            star = "—"
+        notes = []
+        if s.status.startswith("censored"):
+            notes.append("censored: optimum at the sweep edge")
+        if s.status == "no_fit" and s.note:
+            notes.append(s.note)
+        if s.anomalous_ratio is not None:
+            w = b.without_anomalous
+            alt = f"; without it {w.describe()}" if w is not None else ""
+            notes.append(f"anomalous shape R={_g(s.anomalous_ratio)} (z={s.anomalous_z:.1f}){alt}")
+        if b.argmin_tie:
+            notes.append("argmin tie")
+        if not b.span_is_contiguous:
+            notes.append(f"span has a gap: contiguous {_band(b.contiguous_lo, b.contiguous_hi)}")
+        if s.sigma_source == "none":
+            notes.append("no noise estimate")
+        rows.append({
+            "budget": _n(b.budget),
+            "shapes": f"{len(b.ratios)}×{seeds}",
+            "argmin R": _g(b.argmin_ratio),
+            "span band": _band(b.span_lo, b.span_hi, b.span_lo == b.ratios[0], b.span_hi == b.ratios[-1]),
+            "R̂*": star,
+            f"{fit.ci:.0%} set": _band(s.set_lo, s.set_hi, s.set_lo_at_bound, s.set_hi_at_bound),
+            "smooth band": _band(s.band_lo, s.band_hi, s.band_lo_at_bound, s.band_hi_at_bound),
+            "notes": "; ".join(notes),
+        })
+    return rows
+
+
+def _csv_rows(fit: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    cols = ["budget", "shapes", "seeds_min", "seeds_max", "argmin_ratio", "argmin_loss", "span_lo", "span_hi",
+            "status", "ratio_star", "set_lo", "set_hi", "set_lo_at_bound", "set_hi_at_bound", "band_lo", "band_hi",
+            "band_lo_ci_lo", "band_lo_ci_hi", "band_hi_ci_lo", "band_hi_ci_hi", "sigma", "sigma_source",
+            "anomalous_ratio"]
+    rows = []
+    for b in fit.budgets:
+        s = b.smooth
+        rows.append({
+            "budget": b.budget, "shapes": len(b.ratios), "seeds_min": min(b.seeds), "seeds_max": max(b.seeds),
+            "argmin_ratio": b.argmin_ratio, "argmin_loss": b.argmin_loss, "span_lo": b.span_lo, "span_hi": b.span_hi,
+            "status": s.status, "ratio_star": s.ratio_star, "set_lo": s.set_lo, "set_hi": s.set_hi,
+            "set_lo_at_bound": s.set_lo_at_bound, "set_hi_at_bound": s.set_hi_at_bound,
+            "band_lo": s.band_lo, "band_hi": s.band_hi, "band_lo_ci_lo": b.band_lo_ci.lo,
+            "band_lo_ci_hi": b.band_lo_ci.hi, "band_hi_ci_lo": b.band_hi_ci.lo, "band_hi_ci_hi": b.band_hi_ci.hi,
+            "sigma": s.sigma, "sigma_source": s.sigma_source,
+            "anomalous_ratio": "" if s.anomalous_ratio is None else s.anomalous_ratio,
+        })
+    return cols, [{k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+
+
+def _across(fit: Any) -> list[tuple[str, str]]:
+    """(statistic, value) lines of the cross-budget results."""
+    out = []
+    n_int = len(fit.interval.budgets)
+    for name, iv in (("reference interval (∩ span bands)", fit.interval), ("nil interval (∩ smooth bands)", fit.smooth_interval)):
+        if iv.empty:
+            val = "empty: the bands do not overlap"
+        else:
+            val = _band(iv.lo, iv.hi, iv.lo_at_bound, iv.hi_at_bound)
+            if math.isfinite(iv.lo_ci.defined):
+                val += f"; lo {_ci(iv.lo_ci)}, hi {_ci(iv.hi_ci)}"
+        out.append((f"{name}, {n_int} budgets", val))
+    a = fit.argmin_summary
+    out.append(("argmin R (min, max, median)", f"{_g(a.min)}, {_g(a.max)}, {_g(a.median)}"))
+    st = fit.stability
+    if st.note:
+        out.append(("stability: slope of ln R* on ln N", st.note))
+    else:
+        lo = "−∞" if st.lo_unbounded else _g(st.slope_lo)
+        hi = "+∞" if st.hi_unbounded else _g(st.slope_hi)
+        verdict = "consistent with a stable R*" if (st.lo_unbounded or st.slope_lo <= 0) and (st.hi_unbounded or st.slope_hi >= 0) else "R* moves with N"
+        out.append(("stability: slope of ln R* on ln N",
+                    f"{_g(st.slope)} {st.level:.0%} set [{lo}, {hi}] from {st.n} budgets ({verdict})"))
+    for name, f in fit.frontier.items():
+        label = f"frontier: best loss = a·{name}^b"
+        if f.note:
+            out.append((label, f.note))
+        else:
+            out.append((label, f"a = {_g(f.a, 4)}, b = {_g(f.b, 4)} (b {_ci(f.b_ci)}), R² = {f.r2:.3f} ({f.n} budgets)"))
+    j = fit.joint
+    label = "joint law L∞ + a·N^−β + b·(ln R − ln R*)²"
+    if j.note:
+        out.append((label, f"not fitted: {j.note}"))
+    else:
+        val = (f"L∞ = {_g(j.l_inf, 4)}, a = {_g(j.a, 4)}, β = {_g(j.beta)}, b = {_g(j.b)}, R* = {_g(j.ratio_star)}, "
+               f"rms = {_g(j.rms)}")
+        if j.flags:
+            val += "; NOT PHYSICAL: " + "; ".join(j.flags)
+        out.append((label, val))
+    return out
+
+
+def _estimable(c: Any) -> bool:
+    return c.n >= 4 and math.isfinite(c.spearman) and math.isfinite(c.pearson)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the fit and prints tables, JSON and/or plots."""
+    """Runs the fit and prints tables, JSON, CSV and/or plots."""
     from rich.console import Console
 
     from ..interval import fit_interval, resolve_columns
-    from ._table import print_json, print_table
+    from ._table import print_csv, print_json
 
     err = Console(stderr=True)
     t0 = time.perf_counter()
@@ -99,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         fit = fit_interval(
             args.runs, budget=args.budget_col, ratio=args.ratio_col, loss=args.loss_col, eps=args.eps,
             budgets=args.budgets, bootstrap=args.bootstrap, seed=args.seed, metrics=args.metrics,
-            frontier_x=args.frontier_x, ci=args.ci, permutations=args.permutations,
+            frontier_x=args.frontier_x, ci=args.ci, permutations=args.permutations, huber=not args.no_huber,
             correlation="reference" if args.reference_correlations else "nil",
         )
     if args.plot:
@@ -111,76 +266,36 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(fit.to_dict())
         return 0
+    if args.csv:
+        print_csv(*_csv_rows(fit))
+        return 0
+    con = _console()
     for note in fit.notes:
-        print(f"note: {note}")
-    pct = f"{fit.ci:.0%}"
-    if fit.bootstrap and all(max(b.seeds) == 1 for b in fit.budgets):
-        print("note: every shape has one seed: CIs come from resampling each budget's fit residuals "
-              "(they assume the quadratic holds); ≥ 3 seeds per shape give model-free intervals")
-    rows = []
-    for b in fit.budgets:
-        s = b.smooth
-        flags = []
-        if b.argmin_tie:
-            flags.append("argmin tie")
-        if not b.span_is_contiguous:
-            flags.append(f"gap: contiguous {_band(b.contiguous_lo, b.contiguous_hi)}")
-        if s.vertex != "interior":
-            flags.append(s.vertex.replace("_", " "))
-        if s.outlier_ratio is not None:
-            flags.append(f"outlier R={s.outlier_ratio:.4g} dropped")
-        seeds = f"{min(b.seeds)}" if min(b.seeds) == max(b.seeds) else f"{min(b.seeds)}–{max(b.seeds)}"
-        rows.append({
-            "budget": f"{b.budget:.4g}",
-            "shapes×seeds": f"{len(b.ratios)}×{seeds}",
-            "argmin R": f"{b.argmin_ratio:.4g}",
-            "repeats": "—" if math.isnan(b.argmin_repeat) else f"{b.argmin_repeat:.0%}",
-            "span band": _band(b.span_lo, b.span_hi),
-            "R̂*": "—" if not math.isfinite(s.ratio_star) else f"{s.ratio_star:.4g}",
-            f"{pct} CI": _band(b.ratio_star_ci.lo, b.ratio_star_ci.hi),
-            "smooth band": _band(s.band_lo, s.band_hi),
-            "flags": "; ".join(flags),
-        })
-    _wide_table(f"Per budget: reference (argmin, span band) | nil (smooth R̂*, bootstrap CI, band); ε = {fit.eps:g}",
-                rows, split_after="span band")
-    iv, sv, st = fit.interval, fit.smooth_interval, fit.stability
-    summary = [
-        {"statistic": "interval, reference (∩ span bands)",
-         "value": "empty" if iv.empty else _band(iv.lo, iv.hi),
-         f"{pct} CI": f"lo {_band(iv.lo_ci.lo, iv.lo_ci.hi)}, hi {_band(iv.hi_ci.lo, iv.hi_ci.hi)}"},
-        {"statistic": "interval, nil (∩ smooth bands)",
-         "value": "empty" if sv.empty else _band(sv.lo, sv.hi),
-         f"{pct} CI": f"lo {_band(sv.lo_ci.lo, sv.lo_ci.hi)}, hi {_band(sv.hi_ci.lo, sv.hi_ci.hi)}"},
-        {"statistic": "argmin R over interval budgets (min, max, mean, median)",
-         "value": ", ".join(f"{v:.4g}" for v in (fit.argmin_summary.min, fit.argmin_summary.max,
-                                                  fit.argmin_summary.mean, fit.argmin_summary.median)),
-         f"{pct} CI": ""},
-        {"statistic": "stability: slope of ln R̂* on ln N",
-         "value": _with_ci(st.slope, math.nan, math.nan) + (f" ± {st.slope_se:.3g} (s.e.)" if math.isfinite(st.slope_se) else ""),
-         f"{pct} CI": _band(st.slope_ci.lo, st.slope_ci.hi)},
-    ]
-    for name, f in fit.frontier.items():
-        summary.append({"statistic": f"frontier: best loss = a·{name}^b (R² linear)",
-                        "value": f"a = {f.a:.4g}, b = {f.b:.4g}, R² = {f.r2:.4f}" if math.isfinite(f.a) else f"— ({f.n} points)",
-                        f"{pct} CI": f"b {_band(f.b_ci.lo, f.b_ci.hi)}"})
-    j = fit.joint
-    summary.append({"statistic": "joint law L∞ + a·N^−β + b·(ln R − ln R*)²",
-                    "value": (f"L∞ = {j.l_inf:.4g}, a = {j.a:.4g}, β = {j.beta:.4g}, b = {j.b:.4g}, "
-                              f"R* = {j.ratio_star:.4g}, rms = {j.rms:.3g}" if j.note is None else f"— ({j.note})"),
-                    f"{pct} CI": ""})
-    print_table("Across budgets", ["statistic", "value", f"{pct} CI"], summary)
-    if fit.correlations:
-        from ._table import fmt
-
-        crow = [{"budget": f"{c.budget:.4g}", "metric": c.metric, "n": str(c.n), "pearson": fmt(c.pearson),
-                 "pearson CI": _band(c.pearson_ci.lo, c.pearson_ci.hi), "pearson p": fmt(c.pearson_p),
-                 "spearman": fmt(c.spearman), "spearman CI": _band(c.spearman_ci.lo, c.spearman_ci.hi),
-                 "spearman p": fmt(c.spearman_p)}
-                for c in fit.correlations]
-        _wide_table(f"Metric vs loss across shapes (seed means; {pct} pairs-bootstrap CIs, permutation p)", crow)
-        prow = [{"metric": c.metric, "n": str(c.n), "partial pearson": fmt(c.pearson), "pearson p": fmt(c.pearson_p),
-                 "partial spearman": fmt(c.spearman), "spearman p": fmt(c.spearman_p)}
-                for c in fit.partial_correlations]
-        _wide_table("Metric vs loss over all budgets, controlling for ln N (partial correlations)", prow)
+        con.print(f"note: {note}", markup=False)
+    rows = _budget_rows(fit)
+    columns = [c for c in rows[0] if c != "notes"]
+    con.print(_table(f"Per budget (ε = {fit.eps:g}). Reference: argmin R, span band. nil: R̂*, its "
+                     f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", columns, rows))
+    for r in rows:
+        if r["notes"]:
+            con.print(f"  {r['budget']}: {r['notes']}", markup=False)
+    con.print(_table("Across budgets", ["statistic", "value"],
+                     [{"statistic": k, "value": v} for k, v in _across(fit)], left=("statistic", "value")))
+    shown = [c for c in fit.correlations if args.all_metrics or _estimable(c)]
+    if shown:
+        crow = [{"metric": c.metric, "budget": _n(c.budget), "n": str(c.n),
+                 "spearman ρ": f"{_r(c.spearman)} {_ci(c.spearman_ci, _r)}", "p": _g(c.spearman_p, 2),
+                 "pearson r": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in shown]
+        con.print(_table(f"Metric vs loss across the shapes of a budget (seed means; {fit.ci:.0%} pairs-bootstrap CI, "
+                         "permutation p)", list(crow[0]), crow, left=("metric",)))
+    hidden = len(fit.correlations) - len(shown)
+    partial = [c for c in fit.partial_correlations if args.all_metrics or (c.n >= 4 and math.isfinite(c.spearman))]
+    if partial:
+        prow = [{"metric": c.metric, "n": str(c.n), "partial spearman": _r(c.spearman), "p": _g(c.spearman_p, 2),
+                 "partial pearson": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in partial]
+        con.print(_table("Metric vs loss over all budgets, controlling for ln N", list(prow[0]), prow, left=("metric",)))
+    if hidden:
+        con.print(f"({hidden} correlations not estimable (fewer than 4 shapes or a constant metric) are hidden; "
+                  "--all-metrics shows them)", markup=False)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import types
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 __all__ = [
@@ -24,28 +24,72 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Ci:
-    """A bootstrap percentile interval; ``defined`` is the fraction of replicates where the
-    quantity existed (e.g. an interior vertex); NaN bounds without bootstrap."""
+    """A bootstrap percentile interval. ``defined``: fraction of replicates where the quantity
+    existed; ``at_bound``: fraction where it sat at a bound of the sweep (censored). Replicates
+    without a value count against both ends, so a quantity undefined too often has NaN bounds
+    (not estimable) instead of percentiles of the defined replicates alone. NaN without bootstrap."""
 
     lo: float
     hi: float
     defined: float
+    at_bound: float
 
 
 @dataclass(frozen=True)
 class SmoothFit:
-    """Weighted quadratic ℓ(u) = c₀ + c₁u + c₂u² of seed-mean loss on u = ln R, and its ε-band."""
+    """nil's smooth answer for one budget: a unimodal, robust spline fit of loss in ln R profiled
+    over the optimum's location (docs/interval.md). ``status`` is ``interior`` (``ratio_star`` is
+    R̂*), ``censored_low`` (only "R* ≤ set_hi" is supported), ``censored_high`` ("R* ≥ set_lo") or
+    ``no_fit``; the confidence set [set_lo, set_hi] never leaves the swept ratios."""
 
-    coef: tuple[float, float, float]
-    vertex: str
+    status: str
     ratio_star: float
-    ratio_fit_min: float
     loss_fit_min: float
+    set_lo: float
+    set_hi: float
+    set_lo_at_bound: bool
+    set_hi_at_bound: bool
+    set_contiguous: bool
+    level: float
+    crit: float
     band_lo: float
     band_hi: float
-    outlier_ratio: float | None
-    n_points: int
-    rms: float
+    band_lo_at_bound: bool
+    band_hi_at_bound: bool
+    sigma: float
+    sigma_source: str
+    sigma_df: int
+    anomalous_ratio: float | None
+    anomalous_z: float
+    n_shapes: int
+    n_rows: int
+    curve_ratio: list[float] = field(repr=False)
+    curve_loss: list[float] = field(repr=False)
+    profile_ratio: list[float] = field(repr=False)
+    profile_stat: list[float] = field(repr=False)
+    note: str | None
+
+    @property
+    def censored(self) -> bool:
+        """Whether the optimum lies at or next to an edge of the sweep (no point estimate)."""
+        return self.status in ("censored_low", "censored_high")
+
+    def describe(self, fmt: str = ".3g") -> str:
+        """The estimate as a user should read it: "R* = x [lo, hi]", "R* ≤ hi", "R* ≥ lo" or why
+        there is none. A set edge at the sweep bound is marked with "≤"/"≥" inside the brackets."""
+        if self.status == "no_fit":
+            return f"not estimable ({self.note})" if self.note else "not estimable"
+        lo = ("≤" if self.set_lo_at_bound else "") + format(self.set_lo, fmt)
+        hi = ("≥" if self.set_hi_at_bound else "") + format(self.set_hi, fmt)
+        if not math.isfinite(self.set_lo):
+            ci = "no confidence set"
+        else:
+            ci = f"[{lo}, {hi}]"
+        if self.status == "interior":
+            return f"R* = {format(self.ratio_star, fmt)} {ci}"
+        if self.status == "censored_low":
+            return f"R* ≤ {format(self.set_hi, fmt)} (censored at the low edge)"
+        return f"R* ≥ {format(self.set_lo, fmt)} (censored at the high edge)"
 
 
 @dataclass(frozen=True)
@@ -57,7 +101,6 @@ class BudgetFit:
     mean_loss: list[float]
     se: list[float]
     seeds: list[int]
-    weighted: bool
     argmin_ratio: float
     argmin_loss: float
     argmin_tie: bool
@@ -70,22 +113,24 @@ class BudgetFit:
     edge_excess_low: float
     edge_excess_high: float
     smooth: SmoothFit
-    window: SmoothFit
-    ratio_star_ci: Ci
+    without_anomalous: SmoothFit | None
     band_lo_ci: Ci
     band_hi_ci: Ci
     span_lo_ci: Ci
     span_hi_ci: Ci
-    boundary_fraction: float
 
 
 @dataclass(frozen=True)
 class CrossInterval:
-    """Intersection of per-budget bands over ``budgets``; NaN bounds and ``empty`` when disjoint."""
+    """Intersection of per-budget bands over ``budgets``; NaN bounds and ``empty`` when disjoint.
+    ``lo_at_bound``/``hi_at_bound``: the edge is set by a band that reaches its sweep's end, so
+    the interval may extend further there (a censored edge)."""
 
     lo: float
     hi: float
     empty: bool
+    lo_at_bound: bool
+    hi_at_bound: bool
     budgets: list[float]
     lo_ci: Ci
     hi_ci: Ci
@@ -105,18 +150,28 @@ class ArgminSummary:
 
 @dataclass(frozen=True)
 class Stability:
-    """Slope of ln R̂* on ln N (OLS over budgets with an interior vertex), its SE and bootstrap CI."""
+    """Slope s of ln R* = intercept + s·ln N from the joint profile of the budgets with an
+    uncensored optimum, with its profile confidence set [slope_lo, slope_hi] (NaN on a side that
+    does not close: ``lo_unbounded``/``hi_unbounded``). ``note`` says why it is not estimable
+    (fewer than 4 such budgets)."""
 
     slope: float
     intercept: float
-    slope_se: float
+    slope_lo: float
+    slope_hi: float
+    lo_unbounded: bool
+    hi_unbounded: bool
+    level: float
+    crit: float
     n: int
-    slope_ci: Ci
+    budgets: list[float]
+    note: str | None
 
 
 @dataclass(frozen=True)
 class Frontier:
-    """loss* = a·x^b by log–log least squares; R² on the linear scale with SS_tot + 1e-12."""
+    """loss* = a·x^b by log–log least squares; R² on the linear scale with SS_tot + 1e-12. Not
+    fitted (NaN, ``note``) from fewer than 3 budgets."""
 
     x: str
     a: float
@@ -125,11 +180,13 @@ class Frontier:
     n: int
     a_ci: Ci
     b_ci: Ci
+    note: str | None
 
 
 @dataclass(frozen=True)
 class JointLaw:
-    """L(N, R) = L∞ + a·N^(−β) + b·(ln R − ln R*)² fitted to every shape's seed-mean loss."""
+    """L(N, R) = L∞ + a·N^(−β) + b·(ln R − ln R*)² fitted to every shape's seed-mean loss (needs
+    ≥ 3 budgets); ``flags`` name what is not physical about a fit (L∞ < 0, b ≤ 0, ...)."""
 
     l_inf: float
     a: float
@@ -143,6 +200,7 @@ class JointLaw:
     n_budgets: int
     converged: bool
     note: str | None
+    flags: list[str]
 
 
 @dataclass(frozen=True)
@@ -225,7 +283,10 @@ def _coerce(t: Any, v: Any) -> Any:
     if origin is tuple:
         return tuple(_coerce(get_args(t)[0], x) for x in v)
     if origin in (Union, types.UnionType):
-        return v
+        if v is None:
+            return None
+        inner = [a for a in get_args(t) if a is not type(None)]
+        return _coerce(inner[0], v) if len(inner) == 1 else v
     return v
 
 

@@ -271,7 +271,8 @@ pub fn partial_correlate(
 
 /// Pairs-bootstrap percentile intervals (level `ci`) of Pearson and Spearman over the finite pairs:
 /// replicate i resamples pairs with the stream (seed, i) and re-ranks them. Replicates where a
-/// statistic is undefined (a constant resample) are left out; `Ci::defined` says how many remained.
+/// statistic is undefined (a constant resample) count against both ends (`Ci::defined` says how many
+/// were defined; too many and the interval is NaN).
 pub fn correlation_ci(x: &[f64], y: &[f64], replicates: usize, seed: u64, ci: f64) -> (Ci, Ci) {
     let pairs: Vec<(f64, f64)> = x
         .iter()
@@ -281,12 +282,7 @@ pub fn correlation_ci(x: &[f64], y: &[f64], replicates: usize, seed: u64, ci: f6
         .collect();
     let n = pairs.len();
     if replicates == 0 || n < 3 {
-        let nan = Ci {
-            lo: f64::NAN,
-            hi: f64::NAN,
-            defined: f64::NAN,
-        };
-        return (nan, nan);
+        return (Ci::none(), Ci::none());
     }
     let rows: Vec<f64> = (0..replicates)
         .into_par_iter()
@@ -296,7 +292,10 @@ pub fn correlation_ci(x: &[f64], y: &[f64], replicates: usize, seed: u64, ci: f6
             [pearson(&xs, &ys), spearman(&xs, &ys)]
         })
         .collect();
-    (column_ci(&rows, 2, 0, ci), column_ci(&rows, 2, 1, ci))
+    (
+        column_ci(&rows, 2, 0, None, ci),
+        column_ci(&rows, 2, 1, None, ci),
+    )
 }
 
 #[cfg(test)]

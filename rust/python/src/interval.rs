@@ -45,7 +45,7 @@ fn serialised<T: serde::Serialize>(v: &T) -> PyResult<Value> {
 /// Efficient interval of a runs table (raw binding; use nil.fit_interval).
 #[pyfunction]
 #[pyo3(signature = (budget, ratio, loss, metrics, *, eps, bootstrap, seed, ci, interval_budgets,
-    frontier_x, permutations, se_floor, outlier_threshold, window, residual_bootstrap=true, correlation="nil"))]
+    frontier_x, permutations, huber=true, anomaly_threshold=4.0, correlation="nil"))]
 #[allow(clippy::too_many_arguments)]
 fn fit_interval<'py>(
     py: Python<'py>,
@@ -60,10 +60,8 @@ fn fit_interval<'py>(
     interval_budgets: Option<Vec<f64>>,
     frontier_x: Vec<String>,
     permutations: usize,
-    se_floor: f64,
-    outlier_threshold: f64,
-    window: usize,
-    residual_bootstrap: bool,
+    huber: bool,
+    anomaly_threshold: f64,
     correlation: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let b = budget.as_array().to_vec();
@@ -81,10 +79,8 @@ fn fit_interval<'py>(
         interval_budgets,
         frontier_x,
         permutations,
-        se_floor,
-        outlier_threshold,
-        window,
-        residual_bootstrap,
+        huber,
+        anomaly_threshold,
         correlation: CorrConvention::parse(correlation).map_err(to_py)?,
     };
     let result = detached(py, || {

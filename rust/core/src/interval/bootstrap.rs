@@ -1,27 +1,30 @@
-//! Stratified bootstrap of the per-budget analysis: in replicate r every shape's seeds are drawn
-//! with replacement (as many as it has) from the random stream (seed, r), the whole per-budget and
-//! cross-budget analysis is redone, and one row of numbers is written. A shape with a single seed
-//! has nothing to resample; where its budget has a smooth fit it is resampled from the fit instead
-//! (residual bootstrap: fitted value plus a residual drawn from that budget's fit). Replicates run on
-//! rayon into disjoint rows of one buffer, so the result is the same for any number of threads.
+//! Stratified bootstrap of the per-budget analysis. In replicate r, from the random stream
+//! (seed, r), every shape with n ≥ 2 seeds is redrawn from its own seeds with replacement,
+//! spread about its mean by √(n/(n−1)) so that the resampled mean has the variance s²/n of the
+//! real one (plain resampling of 2–3 seeds shrinks it by (n−1)/n); a single-seed shape is redrawn
+//! by a wild bootstrap around its budget's unimodal fit (fitted value ± a residual, random sign).
+//! The whole analysis is then redone and one row of numbers written. Replicates run on rayon into
+//! disjoint rows of one buffer, so the result is the same for any number of threads.
 
 use super::rng::Rng;
 use super::table::Grouped;
 use rayon::prelude::*;
 
-/// Residual-bootstrap material of one budget: fitted loss per shape and the residual pool.
+/// Wild-bootstrap material of one budget: fitted loss and residual per shape (the residuals of
+/// single-seed shapes, raised to the budget's noise scale where the fit absorbed part of it).
 #[derive(Clone, Debug)]
-pub struct ResidualPool {
+pub struct WildPool {
     pub fitted: Vec<f64>,
     pub residuals: Vec<f64>,
 }
 
 /// Runs `replicates` replicates; `analyse(resampled_losses, row)` fills one row of `width` numbers
 /// from the resampled seed losses (indexed like the grouped table: budget → shape → seeds).
-/// `pools[b]`, when present, resamples budget b's single-seed shapes from its fit.
+/// `pools[b]`, when present, redraws budget b's single-seed shapes around its fit; without one
+/// they stay fixed.
 pub fn run<F>(
     g: &Grouped,
-    pools: &[Option<ResidualPool>],
+    pools: &[Option<WildPool>],
     replicates: usize,
     seed: u64,
     width: usize,
@@ -34,10 +37,21 @@ where
     if width == 0 {
         return out;
     }
-    // Replicates are grouped in runs of ≥ 64 so the per-job scratch buffers are built rarely.
+    // Seed means, for the variance-corrected redraws.
+    let means: Vec<Vec<f64>> = g
+        .budgets
+        .iter()
+        .map(|b| {
+            b.shapes
+                .iter()
+                .map(|s| s.losses.iter().sum::<f64>() / s.losses.len() as f64)
+                .collect()
+        })
+        .collect();
+    // Replicates are grouped in runs of ≥ 16 so the per-job scratch buffers are built rarely.
     out.par_chunks_mut(width)
         .enumerate()
-        .with_min_len(64)
+        .with_min_len(16)
         .for_each_init(
             || {
                 g.budgets
@@ -51,15 +65,16 @@ where
                     for (si, s) in b.shapes.iter().enumerate() {
                         let dst = &mut buf[bi][si];
                         let k = s.losses.len();
-                        match &pools[bi] {
-                            Some(p) if k == 1 => {
-                                dst[0] = p.fitted[si] + p.residuals[rng.below(p.residuals.len())];
+                        if k == 1 {
+                            if let Some(p) = &pools[bi] {
+                                dst[0] = p.fitted[si] + rng.sign() * p.residuals[si];
                             }
-                            _ => {
-                                for d in dst.iter_mut() {
-                                    *d = s.losses[rng.below(k)];
-                                }
-                            }
+                            continue;
+                        }
+                        let m = means[bi][si];
+                        let c = (k as f64 / (k as f64 - 1.0)).sqrt();
+                        for d in dst.iter_mut() {
+                            *d = m + c * (s.losses[rng.below(k)] - m);
                         }
                     }
                 }
@@ -72,10 +87,25 @@ where
 /// A percentile interval of one bootstrapped quantity.
 #[derive(Copy, Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Ci {
+    /// NaN when too many replicates left the quantity undefined for the interval to exist.
     pub lo: f64,
     pub hi: f64,
     /// Fraction of replicates in which the quantity was defined (finite).
     pub defined: f64,
+    /// Fraction of replicates in which it sat at a bound of the sweep (a censored value).
+    pub at_bound: f64,
+}
+
+impl Ci {
+    /// The interval of a quantity that was not bootstrapped.
+    pub fn none() -> Ci {
+        Ci {
+            lo: f64::NAN,
+            hi: f64::NAN,
+            defined: f64::NAN,
+            at_bound: f64::NAN,
+        }
+    }
 }
 
 /// Quantile q of sorted finite values with linear interpolation (numpy's default, "type 7").
@@ -105,26 +135,59 @@ pub fn quantile_select(v: &mut [f64], q: f64) -> f64 {
     }
 }
 
-/// Percentile interval at level `ci` of column `col` of the replicate rows.
-pub fn column_ci(rows: &[f64], width: usize, col: usize, ci: f64) -> Ci {
+/// Percentile interval at level `ci` of column `col` of the replicate rows; `flag`, when given,
+/// is the column holding 1 where the value sat at a sweep bound. Replicates in which the quantity
+/// is undefined count against both ends (as −∞ for the lower and +∞ for the upper percentile),
+/// so a quantity undefined in more than (1 − ci)/2 of the replicates gets no interval (NaN)
+/// instead of percentiles of the defined replicates alone.
+pub fn column_ci(rows: &[f64], width: usize, col: usize, flag: Option<usize>, ci: f64) -> Ci {
     let total = rows.len() / width.max(1);
     if total == 0 {
-        return Ci {
-            lo: f64::NAN,
-            hi: f64::NAN,
-            defined: f64::NAN,
-        };
+        return Ci::none();
     }
     let mut v: Vec<f64> = rows
         .chunks(width)
         .map(|r| r[col])
         .filter(|x| x.is_finite())
         .collect();
+    let at_bound = match flag {
+        Some(f) => rows.chunks(width).filter(|r| r[f] == 1.0).count() as f64 / total as f64,
+        None => 0.0,
+    };
+    let defined = v.len() as f64 / total as f64;
+    v.sort_by(f64::total_cmp);
     let a = (1.0 - ci) / 2.0;
+    let missing = total - v.len();
+    // Type-7 position in the full sample of `total`, undefined values placed at the far end.
+    let at = |q: f64, low: bool| -> f64 {
+        let h = (total - 1) as f64 * q;
+        let (i, frac) = (h.floor() as usize, h - h.floor());
+        let get = |k: usize| -> f64 {
+            let k = k.min(total - 1);
+            if low {
+                if k < missing {
+                    f64::NAN
+                } else {
+                    v[k - missing]
+                }
+            } else if k >= v.len() {
+                f64::NAN
+            } else {
+                v[k]
+            }
+        };
+        let (x, y) = (get(i), get(i + 1));
+        if frac == 0.0 {
+            x
+        } else {
+            x + frac * (y - x)
+        }
+    };
     Ci {
-        lo: quantile_select(&mut v, a),
-        hi: quantile_select(&mut v, 1.0 - a),
-        defined: v.len() as f64 / total as f64,
+        lo: at(a, true),
+        hi: at(1.0 - a, false),
+        defined,
+        at_bound,
     }
 }
 
@@ -140,6 +203,33 @@ mod tests {
         assert!((quantile_sorted(&v, 0.5) - 3.0).abs() < 1e-15);
         assert!((quantile_sorted(&v, 0.25) - 1.75).abs() < 1e-15);
         let mut rng = crate::interval::rng::Rng::stream(3, 1);
+        // All replicates defined: the plain type-7 percentiles.
+        let rows: Vec<f64> = (0..101).flat_map(|i| [i as f64, 0.0]).collect();
+        let c = column_ci(&rows, 2, 0, Some(1), 0.9);
+        assert!(
+            (c.lo - 5.0).abs() < 1e-9 && (c.hi - 95.0).abs() < 1e-9,
+            "{c:?}"
+        );
+        assert_eq!((c.defined, c.at_bound), (1.0, 0.0));
+        // 3 % undefined: they count at both tails; 10 % undefined at a 0.9 level: no interval.
+        let rows: Vec<f64> = (0..100)
+            .flat_map(|i| {
+                [
+                    if i < 3 { f64::NAN } else { i as f64 },
+                    (i == 99) as u8 as f64,
+                ]
+            })
+            .collect();
+        let c = column_ci(&rows, 2, 0, Some(1), 0.9);
+        assert!((c.defined - 0.97).abs() < 1e-12 && (c.at_bound - 0.01).abs() < 1e-12);
+        assert!(
+            (c.lo - 4.95).abs() < 1e-9 && (c.hi - 97.05).abs() < 1e-9,
+            "{c:?}"
+        );
+        let rows: Vec<f64> = (0..100)
+            .flat_map(|i| [if i < 10 { f64::NAN } else { i as f64 }, 0.0])
+            .collect();
+        assert!(column_ci(&rows, 2, 0, None, 0.9).lo.is_nan());
         for n in [1usize, 2, 7, 100] {
             let mut w: Vec<f64> = (0..n).map(|_| (rng.next_u64() % 50) as f64).collect();
             let mut sorted = w.clone();

@@ -3,7 +3,7 @@
 //! from a grid of starts in (β, ln R*), each start's linear parameters (L∞, a, b) solved exactly.
 //! N is scaled by its geometric mean inside the fit for conditioning; `a` is reported unscaled.
 
-use super::linalg::solve;
+use super::nnls::solve_spd as solve;
 
 /// The fitted joint law.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -24,6 +24,8 @@ pub struct JointLaw {
     pub converged: bool,
     /// Why the law was not fitted, when it was not.
     pub note: Option<String>,
+    /// Why a fitted law is not physical (L∞ < 0, β ≤ 0, a ≤ 0, b ≤ 0: no optimum in R), if it is not.
+    pub flags: Vec<String>,
 }
 
 impl JointLaw {
@@ -41,6 +43,7 @@ impl JointLaw {
             n_budgets,
             converged: false,
             note: Some(note.to_string()),
+            flags: Vec::new(),
         }
     }
 }
@@ -154,8 +157,8 @@ pub fn fit_joint_law(n: &[f64], u: &[f64], y: &[f64]) -> JointLaw {
     budgets.sort_by(f64::total_cmp);
     budgets.dedup();
     let (np, nb) = (y.len(), budgets.len());
-    if nb < 2 {
-        return JointLaw::unfitted(np, nb, "needs at least 2 budgets");
+    if nb < 3 {
+        return JointLaw::unfitted(np, nb, "needs at least 3 budgets");
     }
     if np < 6 {
         return JointLaw::unfitted(np, nb, "needs at least 6 shapes in all");
@@ -213,6 +216,25 @@ pub fn fit_joint_law(n: &[f64], u: &[f64], y: &[f64]) -> JointLaw {
         .sum::<f64>()
         / keep.len() as f64)
         .sqrt();
+    let mut flags = Vec::new();
+    if t[0] < 0.0 {
+        flags.push(format!(
+            "L∞ = {:.4e} < 0: no finite-budget loss floor",
+            t[0]
+        ));
+    }
+    if t[1] <= 0.0 || t[2] <= 0.0 {
+        flags.push(format!(
+            "a = {:.4e}, β = {:.4e}: loss does not fall with N",
+            t[1], t[2]
+        ));
+    }
+    if t[3] <= 0.0 {
+        flags.push(format!(
+            "b = {:.4e} ≤ 0: negative curvature in ln R, R* is a maximum",
+            t[3]
+        ));
+    }
     JointLaw {
         l_inf: t[0],
         a: t[1] * (t[2] * ln_ref).exp(),
@@ -226,6 +248,7 @@ pub fn fit_joint_law(n: &[f64], u: &[f64], y: &[f64]) -> JointLaw {
         n_budgets: nb,
         converged,
         note: None,
+        flags,
     }
 }
 
@@ -256,8 +279,22 @@ mod tests {
         assert!((j.a - 40.0).abs() / 40.0 < 1e-3, "{j:?}");
         assert!((j.b - 0.04).abs() < 1e-5, "{j:?}");
         assert!((j.ratio_star.ln() + 4.0).abs() < 1e-4, "{j:?}");
+        assert!(j.flags.is_empty(), "{j:?}");
         assert!(fit_joint_law(&[1.0, 1.0], &[0.0, 1.0], &[1.0, 2.0])
             .note
             .is_some());
+        // Two budgets are refused; a concave law is flagged.
+        let two: Vec<f64> = n.iter().map(|&v| if v > 2e6 { 3e6 } else { 1e6 }).collect();
+        assert!(fit_joint_law(&two, &u, &y)
+            .note
+            .unwrap()
+            .contains("3 budgets"));
+        let concave: Vec<f64> = n
+            .iter()
+            .zip(&u)
+            .map(|(&nb, &uu)| 1.5 + 40.0 * f64::powf(nb, -0.3) - 0.04 * (uu + 4.0).powi(2))
+            .collect();
+        let c = fit_joint_law(&n, &u, &concave);
+        assert!(c.flags.iter().any(|f| f.contains("curvature")), "{c:?}");
     }
 }

@@ -1,32 +1,40 @@
-//! Efficient-interval fitting (METHOD.md §5, §8 R7; DESIGN.md §7): from a runs table (budget N,
-//! depth/width ratio R, loss, optional metric columns; one row per shape × seed) compute per budget
-//! the reference's argmin and ε-bands and nil's smooth quadratic estimate with bootstrap CIs, and
-//! across budgets the interval (intersection of bands), its stability, frontier power laws, the
-//! joint law L(N, R) and metric–loss correlations.
+//! Efficient-interval fitting (METHOD.md §5, §8 R7; DESIGN.md §7; docs/interval.md): from a runs
+//! table (budget N, depth/width ratio R, loss, optional metric columns; one row per shape × seed)
+//! compute per budget the reference's argmin and ε-bands and nil's smooth answer — a unimodal,
+//! robust spline fit in ln R profiled over the optimum's location, with a confidence set that never
+//! leaves the sweep and censoring at its edges — and across budgets the interval (intersection of
+//! bands), the stability of R* from a joint profile, frontier power laws, the joint law L(N, R)
+//! and metric–loss correlations.
 //!
-//! - [`table`]: grouping into budgets, shapes and seeds; seed means and weights.
+//! - [`table`]: grouping into budgets, shapes and seeds.
 //! - [`bands`]: argmin, span and contiguous ε-bands (the reference's definitions).
-//! - [`quadfit`]: robust weighted quadratic in ln R, vertex and smooth band.
-//! - [`powerlaw`]: frontier power laws and the stability line.
+//! - [`nnls`], [`unimodal`]: the shape-constrained spline with its mode held at a given place.
+//! - [`profile`]: per-budget R̂*, confidence set, censoring, smooth band, anomalous shapes.
+//! - [`stability`]: slope of ln R* on ln N from the joint profile of all budgets.
+//! - [`powerlaw`]: frontier power laws.
 //! - [`joint`]: the joint law by multi-start robust Levenberg–Marquardt.
-//! - [`bootstrap`]: stratified, thread-count-independent bootstrap and percentile intervals.
+//! - [`bootstrap`]: stratified, variance-corrected, thread-count-independent bootstrap.
 
 pub mod bands;
 pub mod bootstrap;
 pub mod joint;
-pub mod linalg;
+pub mod nnls;
 pub mod powerlaw;
-pub mod quadfit;
+pub mod profile;
 pub mod rng;
+pub mod stability;
 pub mod table;
+pub mod unimodal;
 
 use crate::corr::{correlate_with, correlation_ci, partial_correlate, CorrConvention, Correlation};
 use crate::error::{NilError, Result};
-use bootstrap::{column_ci, Ci};
+use bootstrap::{column_ci, Ci, WildPool};
 use joint::JointLaw;
-use quadfit::{fit_quadratic, QuadFit, QuadOptions, Vertex};
+pub use profile::{ModeOptions, SigmaSource, SmoothFit, Status};
 use serde::Serialize;
-use table::{group, mean_var, weights, Grouped};
+pub use stability::Stability;
+use statrs::distribution::{ContinuousCDF, FisherSnedecor};
+use table::{group, mean_var, Grouped};
 
 /// Columns of a runs table; every slice has one entry per run.
 pub struct RunsTable<'a> {
@@ -42,10 +50,10 @@ pub struct RunsTable<'a> {
 pub struct IntervalOptions {
     /// Relative loss tolerance ε of every band.
     pub eps: f64,
-    /// Bootstrap replicates (0: no CIs).
+    /// Bootstrap replicates for the band, interval and frontier CIs (0: none).
     pub bootstrap: usize,
     pub seed: u64,
-    /// Confidence level of the percentile intervals.
+    /// Confidence level of the sets and intervals.
     pub ci: f64,
     /// Budgets whose bands are intersected into the interval (None: all).
     pub interval_budgets: Option<Vec<f64>>,
@@ -53,14 +61,10 @@ pub struct IntervalOptions {
     pub frontier_x: Vec<String>,
     /// Permutations per correlation p-value.
     pub permutations: usize,
-    /// Standard errors are floored at this fraction of the budget's median standard error.
-    pub se_floor: f64,
-    /// |externally studentised residual| above which one point is dropped from a smooth fit.
-    pub outlier_threshold: f64,
-    /// Half-width, in shapes, of the window fit around the argmin.
-    pub window: usize,
-    /// Resample single-seed shapes from their budget's fit residuals (else they stay fixed).
-    pub residual_bootstrap: bool,
+    /// Robust (Huber) loss in the smooth fit.
+    pub huber: bool,
+    /// |standardised residual| above which a shape is flagged (and the fit also reported without it).
+    pub anomaly_threshold: f64,
     /// Conventions of the per-budget Pearson and Spearman (nil's, or the reference's).
     pub correlation: CorrConvention,
 }
@@ -69,53 +73,27 @@ impl Default for IntervalOptions {
     fn default() -> Self {
         IntervalOptions {
             eps: 0.02,
-            bootstrap: 10_000,
+            bootstrap: 500,
             seed: 0,
             ci: 0.95,
             interval_budgets: None,
             frontier_x: Vec::new(),
             permutations: 10_000,
-            se_floor: 0.5,
-            outlier_threshold: 4.0,
-            window: 3,
-            residual_bootstrap: true,
+            huber: true,
+            anomaly_threshold: 4.0,
             correlation: CorrConvention::Nil,
         }
     }
 }
 
-/// A smooth fit as reported (ratios, not logs).
-#[derive(Clone, Debug, Serialize)]
-pub struct SmoothFit {
-    /// c₀, c₁, c₂ of ℓ(u) = c₀ + c₁u + c₂u², u = ln R.
-    pub coef: [f64; 3],
-    pub vertex: Vertex,
-    /// R̂* = exp(−c₁/2c₂) (NaN unless `vertex` is interior).
-    pub ratio_star: f64,
-    /// Ratio minimising the fit within the sweep, and the fitted loss there.
-    pub ratio_fit_min: f64,
-    pub loss_fit_min: f64,
-    pub band_lo: f64,
-    pub band_hi: f64,
-    /// Ratio of the shape dropped as an outlier, if one was.
-    pub outlier_ratio: Option<f64>,
-    pub n_points: usize,
-    pub rms: f64,
-}
-
-impl SmoothFit {
-    fn from(q: &QuadFit, ratios: &[f64], offset: usize) -> Self {
-        SmoothFit {
-            coef: q.coef,
-            vertex: q.vertex,
-            ratio_star: q.u_star.exp(),
-            ratio_fit_min: q.u_fit_min.exp(),
-            loss_fit_min: q.loss_fit_min,
-            band_lo: q.band.0.exp(),
-            band_hi: q.band.1.exp(),
-            outlier_ratio: q.outlier.map(|i| ratios[offset + i]),
-            n_points: q.n_points,
-            rms: q.rms,
+impl IntervalOptions {
+    fn mode(&self) -> ModeOptions {
+        ModeOptions {
+            eps: self.eps,
+            level: self.ci,
+            huber: self.huber,
+            anomaly_threshold: self.anomaly_threshold,
+            ..ModeOptions::default()
         }
     }
 }
@@ -129,8 +107,6 @@ pub struct BudgetResult {
     /// Standard error of each mean (NaN for a single seed).
     pub se: Vec<f64>,
     pub seeds: Vec<usize>,
-    /// Whether the smooth fit was weighted by 1/se² (false without replicated shapes).
-    pub weighted: bool,
     pub argmin_ratio: f64,
     pub argmin_loss: f64,
     pub argmin_tie: bool,
@@ -144,16 +120,14 @@ pub struct BudgetResult {
     /// (L − L*)/L* of the smallest and the largest swept ratio.
     pub edge_excess_low: f64,
     pub edge_excess_high: f64,
+    /// nil's smooth fit on every shape.
     pub smooth: SmoothFit,
-    /// The same fit on the shapes within `window` places of the argmin.
-    pub window: SmoothFit,
-    pub ratio_star_ci: Ci,
+    /// The same fit without the shape `smooth.anomalous_ratio`, when one was flagged.
+    pub without_anomalous: Option<SmoothFit>,
     pub band_lo_ci: Ci,
     pub band_hi_ci: Ci,
     pub span_lo_ci: Ci,
     pub span_hi_ci: Ci,
-    /// Fraction of replicates without an interior vertex.
-    pub boundary_fraction: f64,
 }
 
 /// An interval across budgets: the intersection of their bands.
@@ -163,6 +137,9 @@ pub struct CrossInterval {
     pub lo: f64,
     pub hi: f64,
     pub empty: bool,
+    /// The edge is set by a band that reaches the end of its budget's sweep (a censored edge).
+    pub lo_at_bound: bool,
+    pub hi_at_bound: bool,
     pub budgets: Vec<f64>,
     pub lo_ci: Ci,
     pub hi_ci: Ci,
@@ -180,16 +157,6 @@ pub struct ArgminSummary {
     pub mean_edge_excess_high: f64,
 }
 
-/// Slope of ln R̂* on ln N over budgets with an interior vertex.
-#[derive(Clone, Debug, Serialize)]
-pub struct Stability {
-    pub slope: f64,
-    pub intercept: f64,
-    pub slope_se: f64,
-    pub n: usize,
-    pub slope_ci: Ci,
-}
-
 /// loss* = a·x^b over budgets.
 #[derive(Clone, Debug, Serialize)]
 pub struct Frontier {
@@ -200,6 +167,8 @@ pub struct Frontier {
     pub n: usize,
     pub a_ci: Ci,
     pub b_ci: Ci,
+    /// Why the law is not given (fewer than 3 budgets with x > 0 and loss* > 0).
+    pub note: Option<String>,
 }
 
 /// One metric–loss correlation within one budget (across shapes, seed means).
@@ -243,89 +212,108 @@ pub struct PartialCorrelation {
     pub stats: Correlation,
 }
 
-/// Per-budget analysis of one set of seed losses (used for the estimate and every replicate).
-struct BudgetAnalysis {
-    bands: bands::Bands,
-    fit: QuadFit,
-    weighted: bool,
-}
+/// Fewest budgets for a frontier power law.
+pub const MIN_FRONTIER_BUDGETS: usize = 3;
 
-/// Reusable buffers of [`analyse_budget`]: seed means, variances, counts and weights per shape.
-#[derive(Default)]
-struct Scratch {
-    means: Vec<f64>,
-    vars: Vec<f64>,
-    counts: Vec<usize>,
-    w: Vec<f64>,
-}
-
-fn analyse_budget(
-    u: &[f64],
-    seeds: &[Vec<f64>],
-    opts: &IntervalOptions,
-    sc: &mut Scratch,
-) -> BudgetAnalysis {
-    sc.means.clear();
-    sc.vars.clear();
-    sc.counts.clear();
-    for s in seeds {
-        let (m, v) = mean_var(s);
-        sc.means.push(m);
-        sc.vars.push(v);
-        sc.counts.push(s.len());
+fn frontier_law(x: &str, xs: &[f64], loss_star: &[f64], a_ci: Ci, b_ci: Ci) -> Frontier {
+    let p = powerlaw::fit_power_law(xs, loss_star);
+    if p.n < MIN_FRONTIER_BUDGETS {
+        return Frontier {
+            x: x.to_string(),
+            a: f64::NAN,
+            b: f64::NAN,
+            r2: f64::NAN,
+            n: p.n,
+            a_ci: Ci::none(),
+            b_ci: Ci::none(),
+            note: Some(format!(
+                "not fitted: {} budget(s) with x > 0 and loss* > 0, at least {MIN_FRONTIER_BUDGETS} needed",
+                p.n
+            )),
+        };
     }
-    let weighted = weights(&sc.counts, &sc.vars, opts.se_floor, &mut sc.w);
-    let qopts = QuadOptions {
-        eps: opts.eps,
-        outlier_threshold: opts.outlier_threshold,
-    };
-    let fit = fit_quadratic(u, &sc.means, &sc.w, qopts);
-    let bands = bands::bands(&sc.means, opts.eps);
-    BudgetAnalysis {
-        bands,
-        fit,
-        weighted,
+    Frontier {
+        x: x.to_string(),
+        a: p.a,
+        b: p.b,
+        r2: p.r2,
+        n: p.n,
+        a_ci,
+        b_ci,
+        note: None,
     }
 }
 
-/// Fitted values and dof-scaled, centred residuals of a budget's point fit (residual bootstrap of
-/// single-seed shapes); None without a fit or without more points than coefficients.
-fn residual_pool(u: &[f64], means: &[f64], fit: &QuadFit) -> Option<bootstrap::ResidualPool> {
-    if fit.vertex == Vertex::NoFit || fit.n_points <= 3 {
-        return None;
-    }
-    let c = fit.coef;
-    let fitted: Vec<f64> = u.iter().map(|x| c[0] + c[1] * x + c[2] * x * x).collect();
-    let mut residuals: Vec<f64> = (0..u.len())
-        .filter(|&i| fit.outlier != Some(i))
-        .map(|i| means[i] - fitted[i])
-        .collect();
-    let n = residuals.len() as f64;
-    let mean = residuals.iter().sum::<f64>() / n;
-    let scale = (n / (n - 3.0)).sqrt();
-    residuals.iter_mut().for_each(|r| *r = (*r - mean) * scale);
-    Some(bootstrap::ResidualPool { fitted, residuals })
-}
-
-fn intersect(bands: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
-    for (a, b) in bands {
+/// Intersection of bands; NaN when one is missing or they are disjoint. Also returns whether the
+/// winning lower / upper edge sits at its budget's sweep bound.
+fn intersect(bands: impl Iterator<Item = (f64, f64, bool, bool)>) -> (f64, f64, bool, bool) {
+    let (mut lo, mut hi, mut lb, mut hb) = (f64::NEG_INFINITY, f64::INFINITY, false, false);
+    for (a, b, ab, bb) in bands {
         if !(a.is_finite() && b.is_finite()) {
-            return (f64::NAN, f64::NAN);
+            return (f64::NAN, f64::NAN, false, false);
         }
-        lo = lo.max(a);
-        hi = hi.min(b);
+        if a > lo {
+            lo = a;
+            lb = ab;
+        } else if a == lo {
+            lb |= ab;
+        }
+        if b < hi {
+            hi = b;
+            hb = bb;
+        } else if b == hi {
+            hb |= bb;
+        }
     }
     if lo <= hi && lo.is_finite() {
-        (lo, hi)
+        (lo, hi, lb, hb)
     } else {
-        (f64::NAN, f64::NAN)
+        (f64::NAN, f64::NAN, false, false)
     }
 }
 
-/// Per-replicate row: per budget [R̂*, smooth lo, smooth hi, span lo, span hi, argmin, loss*],
-/// then [ref lo, ref hi, smooth lo, smooth hi, stability slope], then (a, b) per frontier x.
-const PER_BUDGET: usize = 7;
+/// Per-replicate row layout: per budget [band lo, flag, band hi, flag, span lo, flag, span hi,
+/// flag, argmin, loss*], then [ref lo, flag, ref hi, flag, smooth lo, flag, smooth hi, flag],
+/// then (a, b) per frontier law.
+const PER_BUDGET: usize = 10;
+const CROSS: usize = 8;
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Wild-bootstrap residuals of a budget's single-seed shapes around its fit, raised to the noise
+/// scale σ where the shape-constrained fit absorbed part of the noise (all σ when it interpolates).
+fn wild_pool(losses: &[Vec<f64>], model: &profile::PointModel) -> Option<WildPool> {
+    if !model.sigma.is_finite() {
+        return None;
+    }
+    let r: Vec<f64> = losses
+        .iter()
+        .zip(&model.fitted)
+        .map(|(s, f)| if s.len() == 1 { s[0] - f } else { 0.0 })
+        .collect();
+    let singles = losses.iter().filter(|s| s.len() == 1).count();
+    if singles == 0 {
+        return None;
+    }
+    let rms = (r.iter().map(|v| v * v).sum::<f64>() / singles as f64).sqrt();
+    let residuals = if rms >= model.sigma {
+        r
+    } else if rms > 0.0 {
+        r.iter().map(|v| v * model.sigma / rms).collect()
+    } else {
+        vec![model.sigma; r.len()]
+    };
+    Some(WildPool {
+        fitted: model.fitted.clone(),
+        residuals,
+    })
+}
 
 /// Fits the efficient interval of a runs table; see the module documentation.
 pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<IntervalResult> {
@@ -386,90 +374,113 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
                 })
         })
         .collect::<Result<_>>()?;
-
+    let mode = opts.mode();
     let us: Vec<Vec<f64>> = g
         .budgets
         .iter()
         .map(|b| b.shapes.iter().map(|s| s.u).collect())
         .collect();
-    let ln_n: Vec<f64> = g.budgets.iter().map(|b| b.n.ln()).collect();
-    let width = nb * PER_BUDGET + 5 + 2 * (1 + frontier_idx.len());
-
-    // One replicate (or the point estimate) from seed losses, written into `row`.
-    let ns: Vec<f64> = g.budgets.iter().map(|b| b.n).collect();
-    let analyse = |losses: &[Vec<Vec<f64>>], row: &mut [f64]| {
-        let mut sc = Scratch::default();
-        let mut loss_star = vec![f64::NAN; nb];
-        let mut best_shape = vec![0usize; nb];
-        for bi in 0..nb {
-            let a = analyse_budget(&us[bi], &losses[bi], opts, &mut sc);
-            let r = &mut row[bi * PER_BUDGET..(bi + 1) * PER_BUDGET];
-            let ratios = &g.budgets[bi].shapes;
-            r[0] = a.fit.u_star.exp();
-            r[1] = a.fit.band.0.exp();
-            r[2] = a.fit.band.1.exp();
-            r[3] = ratios[a.bands.span.0].ratio;
-            r[4] = ratios[a.bands.span.1].ratio;
-            r[5] = a.bands.argmin as f64;
-            r[6] = a.bands.min_loss;
-            loss_star[bi] = a.bands.min_loss;
-            best_shape[bi] = a.bands.argmin;
-        }
-        let (rowc, tail) = row.split_at_mut(nb * PER_BUDGET);
-        let rowc: &[f64] = rowc;
-        let sel = |k: usize| (0..nb).filter(|&b| in_interval[b]).map(move |b| (b, k));
-        let per = |b: usize, k: usize, row: &[f64]| row[b * PER_BUDGET + k];
-        let (rl, rh) = intersect(sel(3).map(|(b, _)| (per(b, 3, rowc), per(b, 4, rowc))));
-        let (sl, sh) = intersect(sel(1).map(|(b, _)| (per(b, 1, rowc), per(b, 2, rowc))));
-        let ln_star: Vec<f64> = (0..nb).map(|b| per(b, 0, rowc).ln()).collect();
-        let stab = powerlaw::ols_line(&ln_n, &ln_star);
-        tail[0] = rl;
-        tail[1] = rh;
-        tail[2] = sl;
-        tail[3] = sh;
-        tail[4] = stab.slope;
-        let p = powerlaw::fit_power_law(&ns, &loss_star);
-        tail[5] = p.a;
-        tail[6] = p.b;
-        for (k, &mi) in frontier_idx.iter().enumerate() {
-            let x: Vec<f64> = (0..nb)
-                .map(|b| g.budgets[b].shapes[best_shape[b]].metric_means[mi])
-                .collect();
-            let p = powerlaw::fit_power_law(&x, &loss_star);
-            tail[7 + 2 * k] = p.a;
-            tail[8 + 2 * k] = p.b;
-        }
-    };
-
     let observed: Vec<Vec<Vec<f64>>> = g
         .budgets
         .iter()
         .map(|b| b.shapes.iter().map(|s| s.losses.clone()).collect())
         .collect();
-    let mut point = vec![f64::NAN; width];
-    analyse(&observed, &mut point);
-    let mut sc = Scratch::default();
-    // Point estimate per budget: (analysis, seed means, variances, weights).
-    type PointEstimate = (BudgetAnalysis, Vec<f64>, Vec<f64>, Vec<f64>);
-    let points: Vec<PointEstimate> = (0..nb)
+
+    // Point estimates, one budget per task.
+    use rayon::prelude::*;
+    let points: Vec<(SmoothFit, Option<profile::PointModel>, Option<SmoothFit>)> = (0..nb)
+        .into_par_iter()
         .map(|bi| {
-            let a = analyse_budget(&us[bi], &observed[bi], opts, &mut sc);
-            (a, sc.means.clone(), sc.vars.clone(), sc.w.clone())
+            let (fit, model) = profile::analyse(&us[bi], &observed[bi], &mode);
+            let without = fit.anomalous_ratio.map(|r| {
+                let keep: Vec<usize> = (0..us[bi].len())
+                    .filter(|&i| (us[bi][i].exp() - r).abs() > 1e-12 * r)
+                    .collect();
+                let u: Vec<f64> = keep.iter().map(|&i| us[bi][i]).collect();
+                let l: Vec<Vec<f64>> = keep.iter().map(|&i| observed[bi][i].clone()).collect();
+                profile::analyse(&u, &l, &mode).0
+            });
+            (fit, model, without)
         })
         .collect();
-    let pools: Vec<Option<bootstrap::ResidualPool>> = points
+    let pools: Vec<Option<WildPool>> = points
         .iter()
-        .enumerate()
-        .map(|(bi, (a, means, _, _))| {
-            if opts.residual_bootstrap {
-                residual_pool(&us[bi], means, &a.fit)
-            } else {
-                None
-            }
-        })
+        .zip(&observed)
+        .map(|((_, m, _), l)| m.as_ref().and_then(|m| wild_pool(l, m)))
         .collect();
+
+    let width = nb * PER_BUDGET + CROSS + 2 * (1 + frontier_idx.len());
+    let ns: Vec<f64> = g.budgets.iter().map(|b| b.n).collect();
+    // One bootstrap replicate from resampled seed losses, written into `row`.
+    let analyse = |losses: &[Vec<Vec<f64>>], row: &mut [f64]| {
+        let mut loss_star = vec![f64::NAN; nb];
+        let mut best_shape = vec![0usize; nb];
+        for bi in 0..nb {
+            let r = &mut row[bi * PER_BUDGET..(bi + 1) * PER_BUDGET];
+            let shapes = &g.budgets[bi].shapes;
+            let (first, last) = (shapes[0].ratio, shapes[shapes.len() - 1].ratio);
+            if let Some((lo, hi)) =
+                profile::replicate_band(&us[bi], &losses[bi], &mode, points[bi].1.as_ref())
+            {
+                r[0] = lo;
+                r[1] = flag(lo <= first * (1.0 + 1e-12));
+                r[2] = hi;
+                r[3] = flag(hi >= last * (1.0 - 1e-12));
+            }
+            let means: Vec<f64> = losses[bi]
+                .iter()
+                .map(|s| s.iter().sum::<f64>() / s.len() as f64)
+                .collect();
+            let bd = bands::bands(&means, opts.eps);
+            r[4] = shapes[bd.span.0].ratio;
+            r[5] = flag(bd.span.0 == 0);
+            r[6] = shapes[bd.span.1].ratio;
+            r[7] = flag(bd.span.1 == shapes.len() - 1);
+            r[8] = bd.argmin as f64;
+            r[9] = bd.min_loss;
+            loss_star[bi] = bd.min_loss;
+            best_shape[bi] = bd.argmin;
+        }
+        let (rowc, tail) = row.split_at_mut(nb * PER_BUDGET);
+        let rowc: &[f64] = rowc;
+        let sel = |k: usize| {
+            (0..nb).filter(|&b| in_interval[b]).map(move |b| {
+                let o = b * PER_BUDGET + k;
+                (rowc[o], rowc[o + 2], rowc[o + 1] == 1.0, rowc[o + 3] == 1.0)
+            })
+        };
+        let (rl, rh, rlb, rhb) = intersect(sel(4));
+        let (sl, sh, slb, shb) = intersect(sel(0));
+        tail[..CROSS].copy_from_slice(&[
+            rl,
+            flag(rlb),
+            rh,
+            flag(rhb),
+            sl,
+            flag(slb),
+            sh,
+            flag(shb),
+        ]);
+        let p = powerlaw::fit_power_law(&ns, &loss_star);
+        tail[CROSS] = p.a;
+        tail[CROSS + 1] = p.b;
+        for (k, &mi) in frontier_idx.iter().enumerate() {
+            let x: Vec<f64> = (0..nb)
+                .map(|b| g.budgets[b].shapes[best_shape[b]].metric_means[mi])
+                .collect();
+            let p = powerlaw::fit_power_law(&x, &loss_star);
+            tail[CROSS + 2 + 2 * k] = p.a;
+            tail[CROSS + 3 + 2 * k] = p.b;
+        }
+    };
     let reps = bootstrap::run(&g, &pools, opts.bootstrap, opts.seed, width, analyse);
-    let ci = |col: usize| column_ci(&reps, width, col, opts.ci);
+    let ci = |col: usize, fl: Option<usize>| {
+        if opts.bootstrap == 0 {
+            Ci::none()
+        } else {
+            column_ci(&reps, width, col, fl, opts.ci)
+        }
+    };
     let fraction = |pred: &dyn Fn(&[f64]) -> bool| -> f64 {
         if opts.bootstrap == 0 {
             return f64::NAN;
@@ -478,47 +489,39 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     };
 
     let mut budgets = Vec::with_capacity(nb);
-    for ((bi, b), (a, means, vars, w)) in g.budgets.iter().enumerate().zip(points) {
-        let weighted = a.weighted;
+    for ((bi, b), (smooth, _, without)) in g.budgets.iter().enumerate().zip(points) {
         let ratios: Vec<f64> = b.shapes.iter().map(|s| s.ratio).collect();
         let seeds: Vec<usize> = b.shapes.iter().map(|s| s.losses.len()).collect();
+        let (means, vars): (Vec<f64>, Vec<f64>) =
+            b.shapes.iter().map(|s| mean_var(&s.losses)).unzip();
         let se: Vec<f64> = vars
             .iter()
             .zip(&seeds)
             .map(|(v, &c)| (v / c as f64).sqrt())
             .collect();
-        let am = a.bands.argmin;
-        let lo = am.saturating_sub(opts.window);
-        let hi = (am + opts.window + 1).min(ratios.len());
-        let qopts = QuadOptions {
-            eps: opts.eps,
-            outlier_threshold: opts.outlier_threshold,
-        };
-        let wfit = fit_quadratic(&us[bi][lo..hi], &means[lo..hi], &w[lo..hi], qopts);
-        let star = a.bands.min_loss;
+        let bd = bands::bands(&means, opts.eps);
+        let am = bd.argmin;
+        let star = bd.min_loss;
         let base = bi * PER_BUDGET;
         budgets.push(BudgetResult {
             budget: b.n,
             argmin_ratio: ratios[am],
             argmin_loss: star,
-            argmin_tie: a.bands.tie,
-            argmin_repeat: fraction(&|r| r[base + 5] == am as f64),
-            span_lo: ratios[a.bands.span.0],
-            span_hi: ratios[a.bands.span.1],
-            contiguous_lo: ratios[a.bands.contiguous.0],
-            contiguous_hi: ratios[a.bands.contiguous.1],
-            span_is_contiguous: a.bands.span == a.bands.contiguous,
+            argmin_tie: bd.tie,
+            argmin_repeat: fraction(&|r| r[base + 8] == am as f64),
+            span_lo: ratios[bd.span.0],
+            span_hi: ratios[bd.span.1],
+            contiguous_lo: ratios[bd.contiguous.0],
+            contiguous_hi: ratios[bd.contiguous.1],
+            span_is_contiguous: bd.span == bd.contiguous,
             edge_excess_low: (means[0] - star) / star,
             edge_excess_high: (means[means.len() - 1] - star) / star,
-            smooth: SmoothFit::from(&a.fit, &ratios, 0),
-            window: SmoothFit::from(&wfit, &ratios, lo),
-            ratio_star_ci: ci(base),
-            band_lo_ci: ci(base + 1),
-            band_hi_ci: ci(base + 2),
-            span_lo_ci: ci(base + 3),
-            span_hi_ci: ci(base + 4),
-            boundary_fraction: fraction(&|r| !r[base].is_finite()),
-            weighted,
+            smooth,
+            without_anomalous: without,
+            band_lo_ci: ci(base, Some(base + 1)),
+            band_hi_ci: ci(base + 2, Some(base + 3)),
+            span_lo_ci: ci(base + 4, Some(base + 5)),
+            span_hi_ci: ci(base + 6, Some(base + 7)),
             mean_loss: means,
             se,
             seeds,
@@ -530,23 +533,44 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         .filter(|&b| in_interval[b])
         .map(|b| g.budgets[b].n)
         .collect();
-    let cross = |lo: f64, hi: f64, col: usize| CrossInterval {
+    let cross = |(lo, hi, lb, hb): (f64, f64, bool, bool), col: usize| CrossInterval {
         lo,
         hi,
         empty: !lo.is_finite(),
+        lo_at_bound: lb,
+        hi_at_bound: hb,
         budgets: chosen.clone(),
-        lo_ci: ci(col),
-        hi_ci: ci(col + 1),
+        lo_ci: ci(col, Some(col + 1)),
+        hi_ci: ci(col + 2, Some(col + 3)),
     };
-    let interval = cross(point[t], point[t + 1], t);
-    let smooth_interval = cross(point[t + 2], point[t + 3], t + 2);
+    let selected = || {
+        budgets
+            .iter()
+            .zip(&in_interval)
+            .filter(|(_, &k)| k)
+            .map(|(b, _)| b)
+    };
+    let interval = cross(
+        intersect(selected().map(|b| {
+            let n = b.ratios.len() - 1;
+            (
+                b.span_lo,
+                b.span_hi,
+                b.span_lo == b.ratios[0],
+                b.span_hi == b.ratios[n],
+            )
+        })),
+        t,
+    );
+    let smooth_interval = cross(
+        intersect(selected().map(|b| {
+            let s = &b.smooth;
+            (s.band_lo, s.band_hi, s.band_lo_at_bound, s.band_hi_at_bound)
+        })),
+        t + 4,
+    );
 
-    let sel_budgets: Vec<&BudgetResult> = budgets
-        .iter()
-        .zip(&in_interval)
-        .filter(|(_, &k)| k)
-        .map(|(b, _)| b)
-        .collect();
+    let sel_budgets: Vec<&BudgetResult> = selected().collect();
     let mut am: Vec<f64> = sel_budgets.iter().map(|b| b.argmin_ratio).collect();
     am.sort_by(f64::total_cmp);
     let mean_of = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
@@ -559,29 +583,47 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         mean_edge_excess_high: mean_of(sel_budgets.iter().map(|b| b.edge_excess_high).collect()),
     };
 
-    let ln_star: Vec<f64> = budgets.iter().map(|b| b.smooth.ratio_star.ln()).collect();
-    let line = powerlaw::ols_line(&ln_n, &ln_star);
-    let stability = Stability {
-        slope: line.slope,
-        intercept: line.intercept,
-        slope_se: line.slope_se,
-        n: line.n,
-        slope_ci: ci(t + 4),
-    };
+    // Stability: joint profile over the budgets with an uncensored optimum.
+    let uncensored: Vec<&BudgetResult> = budgets
+        .iter()
+        .filter(|b| b.smooth.status == Status::Interior && b.smooth.crit.is_finite())
+        .collect();
+    let lnu: Vec<Vec<f64>> = uncensored
+        .iter()
+        .map(|b| b.smooth.profile_ratio.iter().map(|r| r.ln()).collect())
+        .collect();
+    let profiles: Vec<stability::BudgetProfile<'_>> = uncensored
+        .iter()
+        .zip(&lnu)
+        .map(|(b, u)| stability::BudgetProfile {
+            ln_n: b.budget.ln(),
+            u,
+            stat: &b.smooth.profile_stat,
+        })
+        .collect();
+    let min_df = uncensored
+        .iter()
+        .map(|b| b.smooth.sigma_df)
+        .min()
+        .unwrap_or(0);
+    let crit = FisherSnedecor::new(1.0, min_df.max(1) as f64)
+        .map(|f| f.inverse_cdf(opts.ci))
+        .unwrap_or(f64::NAN);
+    let stability = stability::joint_slope(
+        &profiles,
+        uncensored.iter().map(|b| b.budget).collect(),
+        opts.ci,
+        crit,
+    );
 
-    let ns: Vec<f64> = budgets.iter().map(|b| b.budget).collect();
     let loss_star: Vec<f64> = budgets.iter().map(|b| b.argmin_loss).collect();
-    let mut frontier = Vec::new();
-    let p = powerlaw::fit_power_law(&ns, &loss_star);
-    frontier.push(Frontier {
-        x: "budget".into(),
-        a: p.a,
-        b: p.b,
-        r2: p.r2,
-        n: p.n,
-        a_ci: ci(t + 5),
-        b_ci: ci(t + 6),
-    });
+    let mut frontier = vec![frontier_law(
+        "budget",
+        &ns,
+        &loss_star,
+        ci(t + CROSS, None),
+        ci(t + CROSS + 1, None),
+    )];
     for (k, &mi) in frontier_idx.iter().enumerate() {
         let x: Vec<f64> = g
             .budgets
@@ -596,16 +638,13 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
                 gb.shapes[am].metric_means[mi]
             })
             .collect();
-        let p = powerlaw::fit_power_law(&x, &loss_star);
-        frontier.push(Frontier {
-            x: runs.metrics[mi].0.clone(),
-            a: p.a,
-            b: p.b,
-            r2: p.r2,
-            n: p.n,
-            a_ci: ci(t + 7 + 2 * k),
-            b_ci: ci(t + 8 + 2 * k),
-        });
+        frontier.push(frontier_law(
+            &runs.metrics[mi].0,
+            &x,
+            &loss_star,
+            ci(t + CROSS + 2 + 2 * k, None),
+            ci(t + CROSS + 3 + 2 * k, None),
+        ));
     }
 
     let (mut jn, mut ju, mut jy) = (Vec::new(), Vec::new(), Vec::new());
@@ -703,18 +742,20 @@ fn correlations(
 mod tests {
     use super::*;
 
-    fn synthetic(noise: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    /// Three seeds per shape; an asymmetric convex loss in ln R with its optimum at R = 0.01 for
+    /// every budget, falling with N.
+    fn synthetic(noise: f64, budgets: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
         let (mut b, mut r, mut l, mut m) = (vec![], vec![], vec![], vec![]);
         let mut rng = rng::Rng::stream(11, 0);
-        for &n in &[1e6, 2e6, 4e6] {
+        for &n in budgets {
             for k in 0..9 {
                 let ratio = 0.002 * f64::powf(2.0, k as f64 * 0.75);
                 for _ in 0..3 {
-                    let z = (rng.next_u64() as f64 / u64::MAX as f64) - 0.5;
                     b.push(n);
                     r.push(ratio);
                     let lu = ratio.ln() - 0.01f64.ln();
-                    l.push(2.0 + 30.0 * f64::powf(n, -0.25) + 0.05 * lu * lu + noise * z);
+                    let arm = if lu < 0.0 { 0.12 } else { 0.04 };
+                    l.push(2.0 + 30.0 * f64::powf(n, -0.25) + arm * lu * lu + noise * rng.normal());
                     m.push(lu * lu);
                 }
             }
@@ -724,7 +765,7 @@ mod tests {
 
     #[test]
     fn recovers_known_optimum_and_is_thread_count_independent() {
-        let (b, r, l, m) = synthetic(0.002);
+        let (b, r, l, m) = synthetic(0.002, &[1e6, 2e6, 4e6, 8e6]);
         let runs = RunsTable {
             budget: &b,
             ratio: &r,
@@ -732,44 +773,75 @@ mod tests {
             metrics: vec![("m".into(), &m)],
         };
         let opts = IntervalOptions {
-            bootstrap: 300,
+            bootstrap: 64,
             permutations: 200,
             frontier_x: vec!["m".into()],
             ..Default::default()
         };
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| fit_interval(&runs, &opts).unwrap());
-        let many = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(|| fit_interval(&runs, &opts).unwrap());
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| fit_interval(&runs, &opts).unwrap())
+        };
+        let (one, many) = (run(1), run(3));
         assert_eq!(
             serde_json::to_string(&one).unwrap(),
             serde_json::to_string(&many).unwrap()
         );
         for br in &one.budgets {
-            assert_eq!(br.smooth.vertex, Vertex::Interior);
-            assert!((br.smooth.ratio_star.ln() - 0.01f64.ln()).abs() < 0.15);
+            let s = &br.smooth;
+            assert_eq!(s.status, Status::Interior, "{s:?}");
             assert!(
-                br.ratio_star_ci.lo <= 0.01 && 0.01 <= br.ratio_star_ci.hi,
-                "{br:?}"
+                (s.ratio_star.ln() - 0.01f64.ln()).abs() < 0.45,
+                "{}",
+                s.ratio_star
             );
+            assert!(s.set_lo <= 0.01 && 0.01 <= s.set_hi, "{s:?}");
+            assert!(s.set_lo >= br.ratios[0] && s.set_hi <= br.ratios[8]);
+            assert_eq!(s.sigma_source, SigmaSource::PureError);
+            assert!(br.band_lo_ci.lo <= s.band_lo && s.band_lo <= br.band_lo_ci.hi);
         }
         assert!(!one.interval.empty);
         assert!(one.interval.lo <= 0.01 && 0.01 <= one.interval.hi);
-        assert!(one.stability.slope.abs() < 0.2);
+        let st = &one.stability;
+        assert_eq!(st.n, 4);
+        assert!(st.slope_lo <= 0.0 && 0.0 <= st.slope_hi, "{st:?}");
         assert!((one.joint.beta - 0.25).abs() < 0.1, "{:?}", one.joint);
         assert_eq!(one.frontier.len(), 2);
-        assert_eq!(one.correlations.len(), 3);
+        assert_eq!(one.correlations.len(), 4);
+    }
+
+    #[test]
+    fn few_budgets_give_no_slope_and_no_frontier() {
+        let (b, r, l, _) = synthetic(0.002, &[1e6, 2e6]);
+        let runs = RunsTable {
+            budget: &b,
+            ratio: &r,
+            loss: &l,
+            metrics: vec![],
+        };
+        let opts = IntervalOptions {
+            bootstrap: 0,
+            permutations: 0,
+            ..Default::default()
+        };
+        let f = fit_interval(&runs, &opts).unwrap();
+        assert!(f.stability.slope.is_nan());
+        assert!(f
+            .stability
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not estimable"));
+        assert!(f.frontier[0].a.is_nan() && f.frontier[0].note.is_some());
+        assert!(f.joint.note.is_some());
     }
 
     #[test]
     fn unknown_budget_and_frontier_column_are_errors() {
-        let (b, r, l, _) = synthetic(0.0);
+        let (b, r, l, _) = synthetic(0.0, &[1e6, 2e6, 4e6]);
         let runs = RunsTable {
             budget: &b,
             ratio: &r,
