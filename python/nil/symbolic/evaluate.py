@@ -124,14 +124,14 @@ def masked_values(
     if batch_size < 1:
         raise NilValueError(f"masked_values: batch_size must be ≥ 1, found {batch_size}")
     n = players.n
-    was_training = False
+    modes: list[tuple[torch.nn.Module, bool]] = []
     if order is None and n > MAX_FULL_PLAYERS:
         raise NilValueError(f"masked_values: {n} players need 2^{n} coalitions; at most {MAX_FULL_PLAYERS} (use order=k)")
     if isinstance(model, torch.nn.Module):
         if device is None:
             p = next(iter(model.parameters()), None)
             device = p.device if p is not None else x.device
-        was_training = model.training
+        modes = [(mod, mod.training) for mod in model.modules()]  # restored exactly afterwards
         model.eval()
     dev = torch.device(device) if device is not None else x.device
     xs = x.to(dev)
@@ -164,8 +164,8 @@ def masked_values(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    if isinstance(model, torch.nn.Module) and was_training:
-        model.train()
+    for mod, mode in modes:
+        mod.training = mode
     vals = out.view(s, count).cpu().numpy()
     if not np.isfinite(vals).all():
         raise NilValueError("masked_values: the model gave a non-finite value on some masked input "
