@@ -40,6 +40,10 @@ impl Owl {
         if u.len() == 1 {
             return u[0].abs();
         }
+        if u.len() == 2 {
+            let (a, b) = (u[0].abs(), u[1].abs());
+            return a.max(b).max((a + b) / (1.0 + self.alpha));
+        }
         let mut a: Vec<f64> = u.iter().map(|x| x.abs()).collect();
         a.sort_by(|x, y| y.total_cmp(x));
         let (mut num, mut den, mut best) = (0.0, 0.0, 0.0f64);
@@ -85,6 +89,24 @@ impl Owl {
             return;
         }
         if self.dual_norm(z) <= 1.0 {
+            return;
+        }
+        if z.len() == 2 {
+            // Two models: pool-adjacent-violators on two values, in closed form.
+            let (hi, lo) = if z[0].abs() >= z[1].abs() {
+                (0, 1)
+            } else {
+                (1, 0)
+            };
+            let (d1, d2) = (z[hi].abs() - 1.0, z[lo].abs() - self.alpha);
+            let (p1, p2) = if d1 >= d2 {
+                (d1, d2)
+            } else {
+                ((d1 + d2) / 2.0, (d1 + d2) / 2.0)
+            };
+            let (s1, s2) = (z[hi].signum(), z[lo].signum());
+            z[hi] -= s1 * p1.max(0.0);
+            z[lo] -= s2 * p2.max(0.0);
             return;
         }
         let m = z.len();
@@ -167,6 +189,22 @@ mod tests {
             let u = [0.7, -0.2, 0.4];
             let dot: f64 = u.iter().zip(&z).map(|(a, b)| a * b).sum();
             assert!(dot <= g.value(&u) * norm + 1e-12);
+        }
+    }
+
+    #[test]
+    fn two_models_take_the_closed_form_of_the_general_path() {
+        let g = Owl { alpha: 0.1 };
+        for z0 in [[2.0, 0.5], [-0.3, 3.0], [1.2, 1.1], [0.9, -0.9], [0.2, 0.1]] {
+            let mut fast = z0;
+            g.project_dual(&mut fast);
+            let mut slow = [z0[0], z0[1], 0.0];
+            g.project_dual(&mut slow);
+            assert!(
+                (fast[0] - slow[0]).abs() < 1e-12 && (fast[1] - slow[1]).abs() < 1e-12,
+                "{z0:?}: {fast:?} vs {slow:?}"
+            );
+            assert!((g.dual_norm(&z0) - g.dual_norm(&[z0[0], z0[1], 0.0])).abs() < 1e-12);
         }
     }
 
