@@ -25,6 +25,7 @@ from .analysis import summarize
 from .decompose import and_or
 from .evaluate import masked_values
 from .players import Players
+from .value import ValueKind
 
 __all__ = ["probe_players", "symbolic_columns"]
 
@@ -52,7 +53,7 @@ def symbolic_columns(model: torch.nn.Module, data: Any, n_players: int, device: 
     t0 = time.perf_counter()
     x = next(iter(data.capture_batches(samples))).to(device)
     players = probe_players(x, n_players)
-    value = "output" if data.loss in ("mse", "recon") else "log-odds"
+    value: ValueKind = "output" if data.loss in ("mse", "recon") else "log-odds"
     mv = masked_values(model, x, players, baseline=0 if not x.is_floating_point() else "zero", value=value)
     d = and_or(mv.values, max_iter=max_iter)
     s = summarize(d, mv.values)
