@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # The Ray tests start a local Ray instance (~35 s); CI runs them.
 export NIL_TEST_RAY ?= 1
 
-.PHONY: demo test build venv rust-test stubtest pytest lint fmt bench clean
+.PHONY: demo test test-random build venv rust-test stubtest pytest lint fmt bench clean
 
 # The main job: a small CPU sweep at two budgets (teacher-student MLP, 6 depths x 2 seeds, with
 # capture), then the efficient-interval fit on its runs table. Re-running resumes finished runs.
@@ -30,6 +30,8 @@ $(STAMP): requirements-dev.txt
 	touch $(STAMP)
 
 build: $(STAMP)
+	@# The distribution was called "nil" before (an unrelated PyPI project has that name); drop a stale install.
+	@$(PY) -m pip uninstall -y -q nil >/dev/null 2>&1 || true
 	$(VENV)/bin/maturin develop --release -q
 
 rust-test:
@@ -43,6 +45,11 @@ stubtest: build
 
 pytest: build
 	$(PY) -m pytest -q
+
+# The property tests with fresh random examples, 20x as many per test (tests/hypothesis_profiles.py);
+# `make test` runs them derandomized (the ci profile), so CI is reproducible.
+test-random: build
+	$(PY) -m pytest -q -m hypothesis --hypothesis-profile=random
 
 bench: build
 	$(PY) benches/bench_core.py

@@ -2,7 +2,15 @@
 # Runs nil's GPU benchmarks on a machine without network access: installs the carried wheel of nil
 # and its small dependencies (built and downloaded beside the checkout into .device/), then runs each
 # benchmark and writes its JSON summary to $OUT (default ./gpu-out).
-#   bash benches/gpu_suite.sh [capture] [train] [memory] [tests]
+#   bash benches/gpu_suite.sh [capture] [train] [memory] [tests] [pack] [repro]
+# repro: one time-limited chunk of the issue-17 reproduction sweep (byte-level gpt, nine budgets,
+# twelve depths, METHOD 4.4 protocol) in $REPRO_DIR (default repro/ntp, carried in and out between
+# calls); REPRO_SECONDS (default 420) bounds its training, REPRO_SEEDS (default 1) and
+# REPRO_PRECISION (default bf16; part of every run's identity: keep it across calls) set the sweep;
+# REPRO_CORPUS=site reads the installed packages' *.py files (the first 400 MB in sorted order,
+# 5,078 test windows as the reference's 1.3 MB test split) instead of the stdlib; another value is
+# taken as a directory of *.py files. Choose it before the first chunk and keep it.
+# It copies runs.parquet and sweep.json to $OUT; carry them back into $REPRO_DIR for the next chunk.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -21,7 +29,21 @@ for c in $cases; do
     memory) python3 benches/bench_superposition_memory.py > "$OUT/memory.json" 2> "$OUT/memory.log" ;;
     scaling) python3 benches/bench_scaling.py --gb 4 --threads 1,2,4,8,16 --ray-cpus "" --dir /tmp --json "$OUT/scaling.json" > "$OUT/scaling.log" 2>&1 ;;
     disk) { dd if=/dev/zero of=/tmp/nil-dd bs=1M count=2048 conv=fsync 2>&1 | tail -1; rm -f /tmp/nil-dd; } > "$OUT/disk.txt" ;;
-    tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py -m gpu > "$OUT/tests.log" 2>&1 ;;
+    tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py tests/test_pack_cuda.py -m gpu > "$OUT/tests.log" 2>&1 ;;
+    pack) python3 benches/bench_pack_gpu.py --out "$OUT/pack.json" > "$OUT/pack.log" 2>&1 ;;
+    repro)
+      R=${REPRO_DIR:-repro/ntp}
+      EXTRA=()
+      if [ -n "${REPRO_CORPUS:-}" ]; then
+        C=$REPRO_CORPUS
+        [ "$C" = site ] && C=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+        EXTRA=(--task-arg "corpus=$C" --task-arg "corpus_glob=*.py" --task-arg max_bytes=400000000 --task-arg test_windows=5078)
+      fi
+      PYTHONUNBUFFERED=1 python3 -m nil sweep --family gpt --task bytes --budgets 0.3M,0.6M,1M,1.3M,1.6M,2M,2.3M,2.7M,3M \
+        --depths 1,2,3,4,5,6,8,10,12,16,20,24 --seeds "${REPRO_SEEDS:-1}" --data-ratio 60 --train-preset reference-ntp \
+        --precision "${REPRO_PRECISION:-bf16}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$R" --time-limit "${REPRO_SECONDS:-420}" \
+        --no-progress > "$OUT/repro.log" 2>&1
+      cp "$R/runs.parquet" "$R/sweep.json" "$OUT/" 2>/dev/null ;;
   esac
   echo "$c exited $? after $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"
 done

@@ -1,4 +1,5 @@
-"""Shared fixtures: run the CLI as a user would (a subprocess), temporary capture directories."""
+"""Shared fixtures: run the CLI as a user would (a subprocess), temporary capture directories;
+the hypothesis profile (tests/hypothesis_profiles.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+import hypothesis_profiles  # noqa: F401  (registers the ci and random profiles)
+
+# ``make test`` runs derandomized; ``--hypothesis-profile=random`` (``make test-random``) overrides this.
+settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +36,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one torch thread on a shared 2-core machine; restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import nil
 from reference import agop
+from hypothesis_profiles import examples
 
 DTYPES = [np.float64, np.float32, np.float16, ml_dtypes.bfloat16]
 
@@ -21,7 +22,7 @@ def layouts(x: np.ndarray) -> list[np.ndarray]:
     return [x, np.asfortranarray(x), big[::2, ::3], x[::-1][::-1], np.ascontiguousarray(x[:, ::-1])[:, ::-1]]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     n=st.integers(1, 300),
     d=st.integers(1, 40),
@@ -61,7 +62,7 @@ def test_fast_error_does_not_grow_with_rows():
     assert np.max(np.abs(acc.matrix() - ref)) / np.max(np.abs(ref)) < 2e-6
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(sizes=st.lists(st.integers(0, 50), min_size=1, max_size=5), seed=st.integers(0, 2**31))
 def test_merge_is_associative_and_equals_one_update(sizes, seed):
     rng = np.random.default_rng(seed)

@@ -62,7 +62,7 @@ def test_tiny_llama_untied_without_tokenizer(run_offline, tmp_path):
     assert out["output_embedding"]["wtw"]["aofe_ratio"] == pytest.approx(ref_out.wtw.aofe_ratio, rel=1e-9)
     assert out["output_embedding_note"] == "untied LM head"
     layers = out["capture"]["layers"]
-    assert list(layers) == [f"hf.model.layers.{i}" for i in range(3)]
+    assert list(layers) == [f"model.layers.{i}" for i in range(3)]
     for rec in layers.values():
         assert rec["count"] > 0
         assert 0 < rec["stats"]["aofe_ratio"] < 1 and rec["stats"]["k"] == 32
@@ -101,7 +101,7 @@ def test_pretrained_sentence_encoder(run_offline):
     assert (m["layers"], m["hidden"], m["vocab"]) == (6, 384, 30522)
     assert out["text"]["tokenizer"] != "" and not out["text"]["tokenizer"].startswith("none")
     assert out["output_embedding"] is None and "encoder" in out["output_embedding_note"]
-    assert list(out["capture"]["layers"]) == [f"hf.encoder.layer.{i}" for i in range(6)]
+    assert list(out["capture"]["layers"]) == [f"encoder.layer.{i}" for i in range(6)]
     emb = out["input_embedding"]
     # A trained embedding is far from its Gaussian null: rows overlap more than chance.
     assert emb["mean_sq_overlap"] > 1.5 * emb["null_mean_sq_overlap"]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import nil
 from nil import _core
 from nil.errors import NilValueError
+from hypothesis_profiles import examples
 
 FAST = dict(bootstrap=0, permutations=0)
 
@@ -77,7 +78,7 @@ def simulate(seed: int = 0, budgets=(3e5, 1e6, 3e6, 1e7), depths=(1, 2, 3, 4, 6,
 # ---------------------------------------------------------------- correlations
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.tuples(st.integers(-5, 5), st.sampled_from([0.1, 1e-300, 3.7]) | st.floats(-10, 10, allow_nan=False)),
                 min_size=3, max_size=25))
 def test_correlations_match_scipy(pairs):
@@ -124,7 +125,7 @@ def random_table(draw):
     return rows
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(random_table(), st.sampled_from([0.0, 0.02, 0.1]))
 def test_per_budget_statistics_match_numpy(rows, eps):
     table = {"budget": [r[0] for r in rows], "ratio": [r[1] for r in rows], "test_loss": [r[2] for r in rows]}

@@ -10,15 +10,10 @@ from hypothesis import strategies as st
 
 from nil.errors import NilValueError
 from nil.models import BudgetError, aspect_ratio, build, param_count, solve_width, width_grid
+from hypothesis_profiles import examples
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 def _meta_numel(family: str, depth: int, width: int, **kw) -> int:
@@ -48,7 +43,7 @@ def test_formula_equals_module_parameter_count(family):
         assert count.embedding > 0 and count.head > 0 and count.non_embedding == count.body + count.head
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(depth=st.integers(1, 6), heads=st.integers(1, 12), head_dim=st.sampled_from([4, 8]),
        vocab=st.sampled_from([None, 256, 50]))
 def test_gpt_formula_hypothesis(depth, heads, head_dim, vocab):
@@ -88,7 +83,7 @@ def test_pad_parameter_makes_the_model_hold_the_budget():
     assert not model.pad.requires_grad and float(model.pad.abs().sum()) == 0.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(family=st.sampled_from(["gpt", "mlp", "cnn", "gru"]), budget=st.integers(20_000, 3_000_000),
        depth=st.integers(1, 12))
 def test_pad_rule_is_the_largest_fitting_width(family, budget, depth):
@@ -105,7 +100,7 @@ def test_pad_rule_is_the_largest_fitting_width(family, budget, depth):
     assert not bigger or counts[bigger[0]] > budget
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(family=st.sampled_from(["gpt", "mlp", "cnn", "gru"]), budget=st.integers(20_000, 3_000_000),
        depth=st.integers(1, 12))
 def test_closest_rule_minimises_the_budget_error(family, budget, depth):

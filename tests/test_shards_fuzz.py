@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import nil
 from shard_helpers import make_capture, replace_shard
+from hypothesis_profiles import examples
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def check(path: Path) -> None:
     assert all(p.message for p in report.problems)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     target=st.sampled_from(["manifest", "shard", "shard+checksum"]),
     shard=st.integers(0, 1),

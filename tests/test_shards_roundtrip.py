@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 import nil
 from shard_helpers import agop, make_capture, manifest, stored
+from hypothesis_profiles import examples
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(
     dtype=st.sampled_from(["float16", "bfloat16", "float32"]),
     dims=st.lists(st.integers(1, 40), min_size=1, max_size=3),

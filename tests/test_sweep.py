@@ -18,13 +18,7 @@ from nil.sweep import PRESETS, plan_sweep, summarize, sweep
 from nil.train import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 TASK = {"in_dim": 8, "out_dim": 4, "teacher_width": 16, "n_val": 128, "n_test": 256, "val_subset": 64,
@@ -210,6 +204,7 @@ def test_every_family_and_task_sweeps_with_capture(tmp_path, family, task, task_
     assert row.n_layers == 2 and math.isfinite(row.agop_aofe_ratio_L1)
     # Only a token-embedding model reports the WᵀW statistics of an input embedding.
     assert math.isfinite(row.wtw_emb_aofe_ratio) == (task == "bytes")
+    assert (row.data_fingerprint is not None) == (task == "bytes")  # the corpus's SHA-256, to compare sessions
 
 
 def test_a_killed_sweep_resumes_without_retraining_finished_runs(tmp_path):

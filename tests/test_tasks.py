@@ -19,13 +19,7 @@ from nil.tasks.bottleneck import input_agop, output_agop, sparse_points
 from nil.tasks.corpus import default_corpus_files
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 def test_teacher_student_is_deterministic_and_leaves_the_global_rng_alone():
@@ -76,6 +70,25 @@ def test_byte_lm_windows_and_hash_split(tmp_path):
     c2 = load_corpus.__wrapped__(str(tmp_path), 0.2, 0.2)
     for old, new in ((c1.val, c2.val), (c1.test, c2.test)):
         assert bytes(old) in bytes(new) or bytes(old) == bytes(new)
+
+
+def test_byte_lm_corpus_glob_reads_only_matching_files(tmp_path):
+    (tmp_path / "c" / "sub").mkdir(parents=True)
+    _write_corpus(tmp_path / "c")
+    (tmp_path / "c" / "sub" / "lib.so").write_bytes(bytes(range(256)) * 50)  # a binary beside the sources
+    (tmp_path / "c" / "sub" / "__pycache__").mkdir()
+    (tmp_path / "c" / "sub" / "__pycache__" / "f000.txt").write_bytes(b"cached" * 100)
+    everything = load_corpus(str(tmp_path / "c"), 0.2, 0.2)
+    text = load_corpus(str(tmp_path / "c"), 0.2, 0.2, pattern="*.txt")
+    assert everything.n_files == 42 and text.n_files == 40 and text.source.endswith("**/*.txt")
+    assert len(text.train) + len(text.val) + len(text.test) < len(everything.train) + len(everything.val) + len(everything.test)
+    d = make_task("bytes", corpus=str(tmp_path / "c"), corpus_glob="*.txt", seq_len=16, val_fraction=0.2,
+                  test_fraction=0.2).make(10)
+    assert d.info["corpus_files"] == 40 and d.info["fingerprint"] == text.fingerprint != everything.fingerprint
+    with pytest.raises(NilValueError, match="no files"):
+        load_corpus(str(tmp_path / "c"), 0.2, 0.2, pattern="*.rs")
+    with pytest.raises(NilValueError, match="give corpus=DIR"):
+        make_task("bytes", corpus_glob="*.py").make(4)
 
 
 def test_byte_lm_single_file_and_errors(tmp_path):

@@ -12,13 +12,7 @@ from nil.tasks import make_task
 from nil.train import PRESETS, TrainConfig, _lr_lambda, _param_groups, evaluate, train
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,14 @@ and the efficient depth/width interval of a parameter budget. The typed API:
 - ``superposition_stats``: superposition of a feature matrix against a Gaussian null.
 - ``nfa_correlation`` / ``fit_nfa_power``: WᵀW against AGOP^γ.
 - ``fit_interval``: per-budget optimal depth/width ratio, bands, bootstrap CIs, frontier laws.
+- ``to_pandas``: a DataFrame of any of these results (one row per layer or budget).
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._optional import DIST
 from .accumulator import AgopAccumulator, load_accumulators, save_accumulators
 from .errors import (
     ChecksumError,
@@ -25,6 +27,7 @@ from .errors import (
     ShapeError,
     ShardError,
 )
+from .frames import to_pandas
 from .interaction import InteractionStats, interaction_stats
 from .interval import IntervalFit, fit_interval
 from .nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
@@ -33,7 +36,7 @@ from .shards import ShardWriter, analyze, merge, verify
 from .sweep import sweep
 
 try:
-    __version__ = version("nil")
+    __version__ = version(DIST)
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+source"
 
@@ -60,6 +63,7 @@ __all__ = [
     "nfa_correlation",
     "save_accumulators",
     "superposition_stats",
+    "to_pandas",
     "ShardWriter",
     "analyze",
     "merge",

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._optional import require
 from .errors import FormatError
 
 __all__ = ["read_runs", "append_rows", "atomic_write_bytes", "atomic_write_json", "RUNS_FILE"]
@@ -67,8 +68,8 @@ def _json_safe(v: Any) -> Any:
 def read_runs(path: str | os.PathLike[str]) -> Any:
     """The runs table at ``path`` (a Parquet file or a sweep directory) as a pandas DataFrame;
     an empty frame if the file does not exist yet."""
-    import pandas as pd
-
+    pd: Any = require("pandas", "the runs table", extra="tables")
+    require("pyarrow", "the runs table (Parquet)", extra="tables")  # else a missing engine reads as a damaged file
     p = Path(path)
     if p.is_dir():
         p = p / RUNS_FILE
@@ -82,7 +83,7 @@ def read_runs(path: str | os.PathLike[str]) -> Any:
 
 def append_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> int:
     """Appends ``rows`` to the Parquet table at ``path`` atomically; returns the new row count."""
-    import pandas as pd
+    pd: Any = require("pandas", "the runs table", extra="tables")
 
     if not rows:
         return len(read_runs(path))

@@ -27,7 +27,7 @@ class Summary:
     max: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SuperpositionStats:
     """Superposition statistics of W (rows are features) beside a Gaussian null of the same shape.
 
@@ -35,6 +35,7 @@ class SuperpositionStats:
     ``dimensionality``: per-feature Dᵢ = ‖wᵢ‖⁴ / Σⱼ (wᵢ·wⱼ)² (Elhage et al., 2022).
     ``wtw``: interaction statistics of WᵀW / features. ``null_*``: expected values for iid
     N(0, σ²) entries with σ² = W's mean squared entry (see docs/method.md for the formulas).
+    Its repr is one line of the headline numbers (``wtw_matrix`` shown by its shape only).
     """
 
     features: int
@@ -55,6 +56,16 @@ class SuperpositionStats:
     null_wtw_aofe_ratio: float
     null_wtw_weighted_mean_cos2: float
     null_wtw_participation_ratio: float
+
+    def __repr__(self) -> str:
+        m = self.wtw_matrix
+        return (
+            f"SuperpositionStats(features={self.features}, dim={self.dim}, zero_rows={self.zero_rows}, "
+            f"mean_sq_overlap={self.mean_sq_overlap:.4g} (null {self.null_mean_sq_overlap:.4g}), "
+            f"dimensionality.mean={self.dimensionality.mean:.4g} (null {self.null_dimensionality_mean:.4g}), "
+            f"wtw.aofe_ratio={self.wtw.aofe_ratio:.4g} (null {self.null_wtw_aofe_ratio:.4g}), "
+            f"wtw_matrix=<{'x'.join(str(n) for n in m.shape)} {m.dtype}>)"
+        )
 
     def to_dict(self, include_matrix: bool = False) -> dict[str, Any]:
         """A plain dict; ``wtw_matrix`` only when asked for."""

@@ -14,18 +14,26 @@ but never finished. Shapes the budget rule refuses (too much pad, no fitting wid
 ``OUT/sweep.json`` and skipped.
 
 Scheduling: one worker per visible GPU (worker processes, each pinned to one device), one
-in-process worker on the CPU, or Ray tasks with GPU resources (``ray="local"`` or an address).
+in-process worker on the CPU, or Ray tasks with GPU resources (``ray="local"`` or an address). On a
+GPU the runs are packed (``nil.pack``): the seeds of a shape train as one batched model, every job
+replays its step as a CUDA graph on its own stream, and up to ``runs_per_gpu`` runs train at once;
+each run's result is the one it would have alone. ``time_limit`` bounds one call: runs that cannot
+finish in time are not started, those still training at the limit are abandoned (redone next
+time), and the table stays consistent.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +46,8 @@ if TYPE_CHECKING:  # torch-dependent modules load on first use, so ``import nil`
     from .sweep_run import RunSpec
     from .train import TrainConfig
 
-__all__ = ["sweep", "plan_sweep", "SweepPlan", "summarize", "PRESETS", "resolve_devices", "train_config"]
+__all__ = ["sweep", "plan_sweep", "SweepPlan", "SweepOutcome", "summarize", "PRESETS", "resolve_devices",
+           "train_config"]
 
 
 @dataclass
@@ -182,6 +191,42 @@ class _Recorder:
         return set() if table.empty else set(table["config_hash"].astype(str))
 
 
+@dataclass
+class SweepOutcome:
+    """What one call of ``sweep`` did (recorded in ``OUT/sweep.json`` under "outcome")."""
+
+    planned: int = 0
+    already_done: int = 0
+    finished: int = 0
+    abandoned: int = 0  # started, then given up at the time limit (redone by the next call)
+    not_started: int = 0  # left for the next call by the time limit
+    time_limit: float | None = None
+    time_limit_reached: bool = False
+    seconds: float = 0.0
+    mode: str = ""
+    runs_per_gpu: int | None = None
+    max_concurrent: int = 0
+    graphed_jobs: int = 0
+    graph_failures: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every planned run is in the table."""
+        return self.already_done + self.finished == self.planned
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self), "complete": self.complete}
+
+
+_clock = time.time  # the clock of the time limit (tests replace it)
+
+
+class _DeadlineReached(Exception):
+    """Raised from a run's progress callback when the sweep's time limit has passed."""
+
+
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     import io
 
@@ -195,21 +240,44 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 
 def _execute(spec_dict: dict[str, Any], device: str, progress: Callable[[int, int], None] | None,
-             threads: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Runs one spec (in this process) and returns its row and stored subsets."""
+             threads: int | None, deadline: float | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Runs one spec (in this process) and returns its row and stored subsets; raises
+    ``_DeadlineReached`` if the time limit passes while it trains."""
     import torch
 
-    from .sweep_run import _DATA_CACHE, run_one
+    from .sweep_run import finish_run, prepare_run
+    from .train import train
 
-    old = torch.get_num_threads()
-    if threads is not None and device == "cpu":
-        torch.set_num_threads(threads)
-    try:
-        row = run_one(spec_dict, device, progress)
-        data = next(iter(_DATA_CACHE.values()))
-        return row, data.stored_indices()
-    finally:
-        torch.set_num_threads(old)
+    def step(s: int, t: int) -> None:
+        if deadline is not None and _clock() >= deadline:
+            raise _DeadlineReached
+        if progress is not None:
+            progress(s, t)
+
+    with _cpu_threads(device, threads):
+        run = prepare_run(spec_dict, device)
+        result = train(run.model, run.data, run.config, seed=run.spec.seed, progress=step)
+        return finish_run(run, result), run.data.stored_indices()
+
+
+class _cpu_threads:
+    """Sets torch's thread count for CPU work and restores it afterwards."""
+
+    def __init__(self, device: str, threads: int | None) -> None:
+        self.apply = threads is not None and device == "cpu"
+        self.threads = threads
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.old = torch.get_num_threads()
+        if self.apply and self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.set_num_threads(self.old)
 
 
 _WORKER_DEVICE: str = "cpu"
@@ -226,23 +294,35 @@ def _init_worker(devices: Any, events: Any) -> None:
         torch.cuda.set_device(_WORKER_DEVICE)
 
 
-def _worker_run(spec_dict: dict[str, Any], run_id: str, threads: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _worker_run(spec_dict: dict[str, Any], run_id: str, threads: int | None,
+                deadline: float | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """One run in a worker process; None when the time limit stopped it (or came before it)."""
     events = _WORKER_EVENTS
 
     def progress(step: int, total: int) -> None:
         if events is not None:
             events.put(("step", run_id, step, total))
 
+    if deadline is not None and _clock() >= deadline:
+        return None
     if events is not None:
         events.put(("start", run_id, _WORKER_DEVICE, 0))
-    return _execute(spec_dict, _WORKER_DEVICE, progress, threads)
+    try:
+        return _execute(spec_dict, _WORKER_DEVICE, progress, threads, deadline)
+    except _DeadlineReached:
+        if events is not None:
+            events.put(("drop", run_id, 0, 0))
+        return None
 
 
 class _Progress:
-    """Overall and per-run progress bars (rich), or nothing."""
+    """Overall and per-run progress bars (rich), one line per finished run on stderr
+    (``enabled="lines"``, for logs), or nothing."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and total > 0
+    def __init__(self, enabled: bool | str, total: int) -> None:
+        self.lines = enabled == "lines"
+        self.enabled = enabled is True and total > 0
+        self.total, self.done = total, 0
         self.bars: dict[str, Any] = {}
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -259,11 +339,22 @@ class _Progress:
         if self.enabled and run_id in self.bars:
             self.p.update(self.bars[run_id], completed=step, total=total)
 
-    def finish(self, run_id: str) -> None:
+    def finish(self, run_id: str, row: Mapping[str, Any] | None = None) -> None:
+        self.done += 1
         if self.enabled:
-            if run_id in self.bars:
-                self.p.remove_task(self.bars.pop(run_id))
+            self.drop(run_id)
             self.p.advance(self.overall)
+        elif self.lines and row is not None:
+            import sys
+
+            print(f"[{self.done}/{self.total}] N={row['budget']:,} depth {row['depth']} width {row['width']} "
+                  f"seed {row['seed']}: test loss {row['test_loss']:.4f}, {row['steps']} steps, "
+                  f"{row['seconds']:.0f} s (pack {row.get('pack_size', 1)}), {time.strftime('%H:%M:%S')}",
+                  file=sys.stderr, flush=True)
+
+    def drop(self, run_id: str) -> None:
+        if self.enabled and run_id in self.bars:
+            self.p.remove_task(self.bars.pop(run_id))
 
     def close(self) -> None:
         if self.enabled:
@@ -274,58 +365,244 @@ def _label(spec: RunSpec, device: str) -> str:
     return f"N={spec.budget:,} depth {spec.depth} width {spec.width} seed {spec.seed} [{device}]"
 
 
-def _run_local(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progress, threads: int | None) -> None:
-    for spec in todo:
+def _run_local(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progress, threads: int | None,
+               deadline: float | None, outcome: SweepOutcome) -> None:
+    for i, spec in enumerate(todo):
+        if deadline is not None and _clock() >= deadline:
+            outcome.not_started += len(todo) - i
+            outcome.time_limit_reached = True
+            return
         rec.started(spec, device)
         bars.start(spec.run_id, _label(spec, device))
         def step(s: int, t: int, run_id: str = spec.run_id) -> None:
             bars.step(run_id, s, t)
 
-        row, subsets = _execute(spec.config(), device, step, threads)
+        try:
+            row, subsets = _execute(spec.config(), device, step, threads, deadline)
+        except _DeadlineReached:
+            bars.drop(spec.run_id)
+            outcome.abandoned += 1
+            outcome.not_started += len(todo) - i - 1
+            outcome.time_limit_reached = True
+            return
         rec.finished(spec, row, subsets)
-        bars.finish(spec.run_id)
+        bars.finish(spec.run_id, row)
+        outcome.finished += 1
 
 
-def _run_pool(todo: list[RunSpec], devices: list[str], rec: _Recorder, bars: _Progress, threads: int | None) -> None:
+class _Pump:
+    """Forwards worker events (start, progress, finished rows) to the recorder and the bars from a
+    thread of the driver, the only writer of the table."""
+
+    def __init__(self, events: Any, by_id: dict[str, RunSpec], rec: _Recorder, bars: _Progress,
+                 outcome: SweepOutcome) -> None:
+        self.events, self.by_id, self.rec, self.bars, self.outcome = events, by_id, rec, bars, outcome
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                kind, run_id, a, b = self.events.get(timeout=0.2)
+            except (queue.Empty, EOFError, OSError):
+                if self.stop.is_set():
+                    return
+                continue
+            self.handle(kind, run_id, a, b)
+
+    def handle(self, kind: str, run_id: str, a: Any, b: Any) -> None:
+        if kind == "start":
+            self.rec.started(self.by_id[run_id], str(a))
+            self.bars.start(run_id, _label(self.by_id[run_id], str(a)))
+        elif kind == "step":
+            self.bars.step(run_id, int(a), int(b))
+        elif kind == "drop":
+            self.bars.drop(run_id)
+        elif kind == "done":
+            self.rec.finished(self.by_id[run_id], a, b)
+            self.bars.finish(run_id, a)
+            self.outcome.finished += 1
+
+    def close(self) -> None:
+        """Handles every event still queued, then stops."""
+        self.stop.set()
+        self.thread.join()
+
+
+def _run_pool(todo: list[RunSpec], devices: list[str], rec: _Recorder, bars: _Progress, threads: int | None,
+              deadline: float | None = None, outcome: SweepOutcome | None = None) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    outcome = outcome if outcome is not None else SweepOutcome()
     ctx = mp.get_context("spawn")
     manager = ctx.Manager()
     device_q, events = manager.Queue(), manager.Queue()
     for d in devices:
         device_q.put(d)
-    by_id = {s.run_id: s for s in todo}
-    stop = threading.Event()
-
-    def pump() -> None:
-        while not stop.is_set():
-            try:
-                kind, run_id, a, b = events.get(timeout=0.2)
-            except (queue.Empty, EOFError, OSError):
-                continue
-            if kind == "start":
-                rec.started(by_id[run_id], str(a))
-                bars.start(run_id, _label(by_id[run_id], str(a)))
-            else:
-                bars.step(run_id, int(a), int(b))
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
+    pump = _Pump(events, {s.run_id: s for s in todo}, rec, bars, outcome)
     try:
         with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker, initargs=(device_q, events)) as pool:
-            pending = {pool.submit(_worker_run, s.config(), s.run_id, threads): s for s in todo}
+            pending = {pool.submit(_worker_run, s.config(), s.run_id, threads, deadline): s for s in todo}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     spec = pending.pop(fut)
-                    row, subsets = fut.result()
+                    result = fut.result()
+                    if result is None:
+                        outcome.not_started += 1  # abandoned or never begun: redone by the next call
+                        outcome.time_limit_reached = True
+                        continue
+                    row, subsets = result
                     rec.finished(spec, row, subsets)
-                    bars.finish(spec.run_id)
+                    bars.finish(spec.run_id, row)
+                    outcome.finished += 1
     finally:
-        stop.set()
-        thread.join()
+        pump.close()
         manager.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# Packed runs (nil.pack): several runs per device, the seeds of a shape as one batched model
+
+
+@dataclass
+class PackOptions:
+    """How runs are packed on a device (see ``sweep``)."""
+
+    runs_per_gpu: int | None = None
+    cuda_graphs: bool | None = None
+    memory_fraction: float = 0.85
+    threads: int | None = 1
+
+
+def _pack_groups(todo: Sequence[RunSpec], max_size: int | None) -> list[list[RunSpec]]:
+    """Runs that differ only in their seed, in plan order, in groups of at most ``max_size``."""
+    groups: dict[str, list[RunSpec]] = {}
+    for spec in todo:
+        key = json.dumps({k: v for k, v in spec.config().items() if k != "seed"}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(spec)
+    out: list[list[RunSpec]] = []
+    for g in groups.values():
+        step = max_size or len(g)
+        out.extend(g[i : i + step] for i in range(0, len(g), step))
+    return out
+
+
+def _pack_device(groups: Iterable[list[RunSpec]], device: str, opts: PackOptions, deadline: float | None,
+                 on_start: Callable[[RunSpec], None], on_step: Callable[[RunSpec, int, int], None],
+                 on_done: Callable[[RunSpec, dict[str, Any], dict[str, np.ndarray]], None],
+                 on_abandon: Callable[[RunSpec], None]) -> Any:
+    """Trains ``groups`` packed on one device in this process; returns the scheduler's stats."""
+    from .pack import PackMember, PackRequest, PackScheduler
+    from .sweep_run import PreparedRun, finish_run, prepare_run, run_schedule
+
+    prepared: dict[str, PreparedRun] = {}
+
+    def build(specs: list[RunSpec]) -> list[PackMember]:
+        members = []
+        for spec in specs:
+            run = prepare_run(spec, device)
+            prepared[spec.run_id] = run
+            members.append(PackMember(run.model, run.data, run.config, spec.seed, progress=stepper(spec)))
+        return members
+
+    def stepper(spec: RunSpec) -> Callable[[int, int], None]:
+        return lambda s, t: on_step(spec, s, t)
+
+    def requests() -> Iterator[PackRequest]:
+        for g in groups:
+            s0 = g[0]
+            yield PackRequest(items=list(g), build=partial(build, list(g)),
+                              shape=(s0.budget, s0.depth, s0.width, len(g)), steps=run_schedule(s0)["max_steps"])
+
+    def done(spec: RunSpec, member: Any, result: Any) -> None:
+        run = prepared.pop(spec.run_id)
+        on_done(spec, finish_run(run, result), run.data.stored_indices())
+
+    def abandon(spec: RunSpec) -> None:
+        prepared.pop(spec.run_id, None)
+        on_abandon(spec)
+
+    sched = PackScheduler(device, max_runs=opts.runs_per_gpu, memory_fraction=opts.memory_fraction,
+                          cuda_graphs=opts.cuda_graphs, deadline=deadline)
+    with _cpu_threads(device, opts.threads):
+        return sched.run(requests(), on_start=on_start, on_done=done, on_abandon=abandon)
+
+
+def _record_stats(outcome: SweepOutcome, stats: Any) -> None:
+    outcome.max_concurrent = max(outcome.max_concurrent, stats.max_concurrent)
+    outcome.graphed_jobs += stats.graphed_jobs
+    outcome.graph_failures.extend(stats.graph_failures)
+    outcome.time_limit_reached |= stats.deadline_reached
+    outcome.abandoned += stats.abandoned
+    outcome.not_started += stats.not_started
+
+
+def _run_packed(todo: list[RunSpec], device: str, rec: _Recorder, bars: _Progress, opts: PackOptions,
+                deadline: float | None, outcome: SweepOutcome) -> None:
+    def done(spec: RunSpec, row: dict[str, Any], subsets: dict[str, np.ndarray]) -> None:
+        rec.finished(spec, row, subsets)
+        bars.finish(spec.run_id, row)
+        outcome.finished += 1
+
+    def start(spec: RunSpec) -> None:
+        rec.started(spec, device)
+        bars.start(spec.run_id, _label(spec, device))
+
+    stats = _pack_device(_pack_groups(todo, opts.runs_per_gpu), device, opts, deadline, start,
+                         lambda spec, s, t: bars.step(spec.run_id, s, t), done, lambda spec: bars.drop(spec.run_id))
+    _record_stats(outcome, stats)
+
+
+def _pack_worker(device: str, groups: Any, events: Any, opts: PackOptions, deadline: float | None) -> Any:
+    """A worker process: packs groups pulled from the shared queue on its device; rows go back as events."""
+    from .sweep_run import RunSpec
+
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(device)
+
+    def pull() -> Iterator[list[RunSpec]]:
+        while True:
+            try:
+                g = groups.get_nowait()
+            except (queue.Empty, EOFError, OSError):
+                return
+            yield [RunSpec(**d) for d in g]
+
+    return _pack_device(
+        pull(), device, opts, deadline,
+        on_start=lambda spec: events.put(("start", spec.run_id, device, 0)),
+        on_step=lambda spec, s, t: events.put(("step", spec.run_id, s, t)),
+        on_done=lambda spec, row, subsets: events.put(("done", spec.run_id, row, subsets)),
+        on_abandon=lambda spec: events.put(("drop", spec.run_id, 0, 0)),
+    )
+
+
+def _run_packed_pool(todo: list[RunSpec], devices: list[str], rec: _Recorder, bars: _Progress, opts: PackOptions,
+                     deadline: float | None, outcome: SweepOutcome) -> None:
+    """One packing worker process per device, pulling groups of runs from one shared queue."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    groups, events = manager.Queue(), manager.Queue()
+    for g in _pack_groups(todo, opts.runs_per_gpu):
+        groups.put([s.config() for s in g])
+    pump = _Pump(events, {s.run_id: s for s in todo}, rec, bars, outcome)
+    try:
+        with ProcessPoolExecutor(len(devices), mp_context=ctx) as pool:
+            futures = [pool.submit(_pack_worker, d, groups, events, opts, deadline) for d in devices]
+            stats = [f.result() for f in futures]
+    finally:
+        pump.close()
+        manager.shutdown()
+    for st in stats:
+        _record_stats(outcome, st)
 
 
 def _ray_task(spec_dict: dict[str, Any], use_gpu: bool, threads: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -367,7 +644,7 @@ def _submit_ray(ray: Any, todo: list[RunSpec], address: str, rec: _Recorder, bar
             spec = refs.pop(ref)
             row, subsets = ray.get(ref)
             rec.finished(spec, row, subsets)
-            bars.finish(spec.run_id)
+            bars.finish(spec.run_id, row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,13 +670,32 @@ def sweep(
     device: str = "auto",
     ray: str | None = None,
     threads: int | None = 1,
-    progress: bool = True,
+    progress: bool | str = True,
+    runs_per_gpu: int | None = None,
+    cuda_graphs: bool | None = None,
+    pack_memory: float = 0.85,
+    time_limit: float | None = None,
 ) -> Any:
-    """Runs (or resumes) a shape sweep and returns the full runs table as a pandas DataFrame.
+    """Runs (or resumes) a shape sweep and returns the full runs table as a pandas DataFrame
+    (``table.attrs["outcome"]``: what this call did, as in ``OUT/sweep.json``).
 
     ``capture``: True for ``interaction_report``'s defaults, a dict of its keyword arguments
     (plus ``batch_size``), or False. ``threads``: torch threads of a CPU worker (1 suits small
-    models and shared machines). See the module docstring for resuming and scheduling."""
+    models and shared machines). ``progress``: bars, ``"lines"`` (one line per finished run on
+    stderr) or False. ``runs_per_gpu``: runs training at once on each device, packed
+    (``nil.pack``); None: packed on a GPU (as many as memory admits, at most
+    ``nil.pack.AUTO_MAX_RUNS``), one at a time on the CPU; 1: one at a time with the plain
+    trainer. ``cuda_graphs``: replay packed steps as CUDA graphs (default on); ``pack_memory``:
+    the share of GPU memory packed jobs may fill. ``time_limit``: seconds this call may train;
+    runs that cannot finish are not started, runs still training at the limit are abandoned and
+    redone by the next call. See the module docstring for resuming and scheduling."""
+    t_start, t_wall = _clock(), time.perf_counter()
+    if time_limit is not None and time_limit <= 0:
+        raise NilValueError(f"time_limit must be positive seconds, found {time_limit}")
+    if runs_per_gpu is not None and runs_per_gpu < 1:
+        raise NilValueError(f"runs_per_gpu must be at least 1, found {runs_per_gpu}")
+    if ray is not None and (time_limit is not None or (runs_per_gpu or 1) > 1):
+        raise NilValueError("--ray schedules one run per Ray task: --time-limit and --runs-per-gpu > 1 need a local device")
     cap = None if capture is False else ({} if capture is True else dict(capture))
     plan = plan_sweep(family, task, budgets, depths, seeds, data_ratio=data_ratio, task_options=task_options,
                       model_options=model_options, rule=rule, width_options=width_options, train=train,
@@ -410,28 +706,47 @@ def sweep(
     recovered = rec.recover()
     done = rec.done_hashes()
     todo = [s for s in plan.runs if s.config_hash() not in done]
-    atomic_write_json(out_dir / "sweep.json", {
+    deadline = t_start + time_limit if time_limit is not None else None
+    outcome = SweepOutcome(planned=len(plan.runs), already_done=len(plan.runs) - len(todo), time_limit=time_limit,
+                           runs_per_gpu=runs_per_gpu)
+    record = {
         "family": family, "task": task, "budgets": list(budgets), "depths": list(depths),
         "seeds": _seed_list(seeds), "data_ratio": data_ratio, "task_options": dict(task_options or {}),
         "model_options": dict(model_options or {}), "rule": rule, "width_options": dict(width_options or {}),
-        "capture": cap, "runs": len(plan.runs), "already_done": len(plan.runs) - len(todo),
+        "capture": cap, "runs": len(plan.runs), "already_done": outcome.already_done,
         "recovered_rows": recovered, "skipped_shapes": plan.skipped,
-    })
+    }
+    atomic_write_json(out_dir / "sweep.json", record)
     bars = _Progress(progress, len(todo))
     try:
         if not todo:
-            pass
+            outcome.mode = "nothing to do"
         elif ray is not None:
+            outcome.mode = "ray"
             _run_ray(todo, ray, rec, bars, threads)
+            outcome.finished = len(todo)
         else:
             devices = resolve_devices(device)
-            if len(devices) == 1 or len(todo) <= 1:
-                _run_local(todo, devices[0], rec, bars, threads)
+            cuda = devices[0].startswith("cuda")
+            packed = runs_per_gpu is not None and runs_per_gpu > 1 or (runs_per_gpu is None and cuda)
+            opts = PackOptions(runs_per_gpu=runs_per_gpu, cuda_graphs=cuda_graphs, memory_fraction=pack_memory,
+                               threads=threads)
+            outcome.mode = f"{'packed' if packed else 'one at a time'} on {len(devices)} device(s)"
+            if packed and len(devices) == 1:
+                _run_packed(todo, devices[0], rec, bars, opts, deadline, outcome)
+            elif packed:
+                _run_packed_pool(todo, devices, rec, bars, opts, deadline, outcome)
+            elif len(devices) == 1 or len(todo) <= 1:
+                _run_local(todo, devices[0], rec, bars, threads, deadline, outcome)
             else:
-                _run_pool(todo, devices, rec, bars, threads)
+                _run_pool(todo, devices, rec, bars, threads, deadline, outcome)
     finally:
         bars.close()
-    return read_runs(rec.table)
+        outcome.seconds = time.perf_counter() - t_wall
+        atomic_write_json(out_dir / "sweep.json", {**record, "outcome": outcome.to_dict()})
+    table = read_runs(rec.table)
+    table.attrs["outcome"] = outcome.to_dict()
+    return table
 
 
 def summarize(table: Any, metrics: Iterable[str] = ()) -> list[dict[str, Any]]:

@@ -27,9 +27,10 @@ from .errors import NilValueError
 from .tasks import TaskData, generator, loss_mean, loss_sum
 from .tasks._data import Split
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "PRESETS"]
+__all__ = ["TrainConfig", "TrainResult", "Tracker", "train", "evaluate", "final_losses", "schedule", "check_config", "PRESETS"]
 
 Precision = Literal["auto", "bf16", "fp32"]
+Rounding = Literal["ceil", "floor"]
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,17 @@ class TrainConfig:
     no_decay_norm_emb: bool = False
     precision: Precision = "auto"
     eval_batch_size: int = 256
+    # How a data budget becomes samples (⌈D/units⌉ or ⌊D/units⌋, applied by the sweep runner) and
+    # base steps (⌈samples/batch⌉ or ⌊samples/batch⌋); "floor" is the reference's (METHOD §4.4).
+    rounding: Rounding = "ceil"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form for a runs table."""
+        """Plain-dict form for a runs table. ``rounding`` appears only when it is not the default
+        "ceil", so the configuration hashes of runs made before the field existed still match."""
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        if d["rounding"] == "ceil":
+            del d["rounding"]
         return d
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -67,8 +74,10 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # METHOD §4.4, the byte-level NTP sweep: wd on all parameters, 300 warm-up steps, at least 200
     # base steps, 1.5× cosine, evaluation every 200 with patience 10 (never fired), float32.
+    # Windows ⌊D/T⌋ and base steps ⌊windows/64⌋ as the reference rounds them.
     "reference-ntp": TrainConfig(lr=3e-4, weight_decay=0.01, batch_size=64, warmup_steps=300, grad_clip=1.0,
-                                 step_factor=1.5, min_base_steps=200, eval_every=200, patience=10, precision="fp32"),
+                                 step_factor=1.5, min_base_steps=200, eval_every=200, patience=10, precision="fp32",
+                                 rounding="floor"),
     # METHOD §4.5, TS Transformer multi-budget.
     "reference-ts": TrainConfig(lr=3e-4, weight_decay=1e-4, batch_size=256, warmup_steps=300, grad_clip=1.0,
                                 step_factor=1.5, eval_every=200, patience=8, precision="fp32"),
@@ -98,6 +107,8 @@ class TrainResult:
     diverged: bool
     precision: str
     history: list[dict[str, float]] = field(default_factory=list)
+    pack_size: int = 1  # runs trained as one batched model with this one (nil.pack)
+    cuda_graph: bool = False  # whether its training step was replayed as a CUDA graph
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (history included)."""
@@ -176,12 +187,73 @@ class _BestState:
         torch._foreach_copy_([t.detach() for t in self.live], self.copy)
 
 
-def _schedule(n_samples: int, n_train: int, config: TrainConfig) -> tuple[int, int, int, int]:
-    batch = min(config.batch_size, n_train)
-    base = max(config.min_base_steps, math.ceil(n_samples / config.batch_size))
+def schedule(n_samples: int, config: TrainConfig) -> tuple[int, int, int]:
+    """(base_steps, max_steps, warmup_steps) of a run that trains on ``n_samples`` samples:
+    base = max(min_base_steps, ⌈n/batch⌉) (⌊n/batch⌋ with ``rounding="floor"``), max =
+    ⌈step_factor·base⌉ unless ``max_steps`` is set, and a warm-up longer than the run shrinks to a
+    tenth of it."""
+    passes = n_samples // config.batch_size if config.rounding == "floor" else math.ceil(n_samples / config.batch_size)
+    base = max(config.min_base_steps, passes)
     max_steps = config.max_steps if config.max_steps is not None else math.ceil(config.step_factor * base)
     warmup = config.warmup_steps if config.warmup_steps < max_steps else max(1, max_steps // 10)
-    return batch, base, max_steps, warmup
+    return base, max_steps, warmup
+
+
+def _schedule(n_samples: int, n_train: int, config: TrainConfig) -> tuple[int, int, int, int]:
+    return (min(config.batch_size, n_train), *schedule(n_samples, config))
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raises a clear error for settings no run can use."""
+    if config.batch_size < 1 or config.eval_every < 1:
+        raise NilValueError(f"batch_size and eval_every must be positive, found {config.batch_size}, {config.eval_every}")
+    if config.rounding not in ("ceil", "floor"):
+        raise NilValueError(f"rounding must be 'ceil' or 'floor', found {config.rounding!r}")
+
+
+class Tracker:
+    """The evaluation bookkeeping of one run: history, best validation loss and step, patience.
+
+    ``observe`` is called at every evaluation; it says whether to save the state as the new best
+    and whether the run stops (diverged, or early stopping). The plain and the packed trainer
+    share it, so a packed member stops, and keeps its best state, exactly where it would alone."""
+
+    def __init__(self, config: TrainConfig, base_steps: int) -> None:
+        self.config, self.base = config, base_steps
+        self.best_val, self.best_step, self.stale = math.inf, 0, 0
+        self.history: list[dict[str, float]] = []
+        self.stopped_early = self.diverged = False
+
+    def observe(self, step: int, running_sum: float, val: float) -> tuple[bool, bool]:
+        """Records the evaluation at ``step`` (``running_sum``: training-batch losses summed since
+        the last one); returns (save as best, stop)."""
+        n_since = step - (self.history[-1]["step"] if self.history else 0)
+        self.history.append({"step": step, "train_batch_loss": running_sum / n_since, "val_loss": val})
+        if not math.isfinite(val):
+            self.diverged = True
+            return False, True
+        save = val < self.best_val - self.config.min_delta
+        if save:
+            self.best_val, self.best_step, self.stale = val, step, 0
+        else:
+            self.stale += 1
+        patience = self.config.patience
+        if patience is not None and step >= self.base and self.stale >= patience:
+            self.stopped_early = True
+            return save, True
+        return save, False
+
+
+def final_losses(model: nn.Module, data: TaskData, config: TrainConfig, bf16: bool) -> tuple[float, float, float]:
+    """Train loss on the fixed training sample, validation loss on the subset and test loss on the
+    whole test split, each evaluated once (the end of every run)."""
+    device = data.val_idx.device
+    train_loss = evaluate(model, data.train, data.train_eval_idx, data.loss, config.eval_batch_size, bf16)
+    val_loss = evaluate(model, data.val, data.val_idx, data.loss, config.eval_batch_size, bf16)
+    all_test = torch.arange(len(data.test), device=device)
+    test_loss = evaluate(model, data.test, all_test, data.loss, config.eval_batch_size, bf16)
+    model.eval()
+    return train_loss, val_loss, test_loss
 
 
 def train(
@@ -196,8 +268,7 @@ def train(
 
     ``progress(step, max_steps)`` is called every few steps (for a progress bar)."""
     device = data.val_idx.device
-    if config.batch_size < 1 or config.eval_every < 1:
-        raise NilValueError(f"batch_size and eval_every must be positive, found {config.batch_size}, {config.eval_every}")
+    check_config(config)
     bf16 = _use_bf16(config, device)
     n_train = len(data.train)
     batch, base, max_steps, warmup = _schedule(data.n_train_samples, n_train, config)
@@ -206,9 +277,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(warmup, max_steps, config.min_lr_ratio))
     order = generator(seed, 0x5EED)
     best = _BestState(model)
-    best_val, best_step, stale = math.inf, 0, 0
-    history: list[dict[str, float]] = []
-    stopped_early = diverged = False
+    tracker = Tracker(config, base)
     params = [p for p in model.parameters() if p.requires_grad]
     perm = torch.randperm(n_train, generator=order).to(device)
     pos = 0
@@ -238,31 +307,23 @@ def train(
             progress(step, max_steps)
         if step % config.eval_every == 0 or step == max_steps:
             val = evaluate(model, data.val, data.val_idx, data.loss, config.eval_batch_size, bf16)
-            n_since = step - (history[-1]["step"] if history else 0)
-            history.append({"step": step, "train_batch_loss": float(running.item()) / n_since, "val_loss": val})
+            save, stop = tracker.observe(step, float(running.item()), val)
             running.zero_()
-            if not math.isfinite(val):
-                diverged = True
-                break
-            if val < best_val - config.min_delta:
-                best_val, best_step, stale = val, step, 0
+            if save:
                 best.save()
-            else:
-                stale += 1
-            if config.patience is not None and step >= base and stale >= config.patience:
-                stopped_early = True
+            if stop:
                 break
     seconds = time.perf_counter() - t0
-    if best_step > 0:
+    if tracker.best_step > 0:
         best.restore()
-    train_loss = evaluate(model, data.train, data.train_eval_idx, data.loss, config.eval_batch_size, bf16)
-    val_loss = evaluate(model, data.val, data.val_idx, data.loss, config.eval_batch_size, bf16)
-    all_test = torch.arange(len(data.test), device=device)
-    test_loss = evaluate(model, data.test, all_test, data.loss, config.eval_batch_size, bf16)
-    model.eval()
+    train_loss, val_loss, test_loss = final_losses(model, data, config, bf16)
     return TrainResult(
-        train_loss=train_loss, val_loss=val_loss, test_loss=test_loss, steps=step, best_step=best_step,
+        train_loss=train_loss, val_loss=val_loss, test_loss=test_loss, steps=step, best_step=tracker.best_step,
         base_steps=base, max_steps=max_steps, warmup_steps=warmup, seconds=seconds,
-        samples_seen=step * batch, stopped_early=stopped_early, diverged=diverged,
-        precision="bf16-autocast" if bf16 else "fp32", history=history,
+        samples_seen=step * batch, stopped_early=tracker.stopped_early, diverged=tracker.diverged,
+        precision=_precision_name(bf16), history=tracker.history,
     )
+
+
+def _precision_name(bf16: bool) -> str:
+    return "bf16-autocast" if bf16 else "fp32"

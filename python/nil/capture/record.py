@@ -16,7 +16,7 @@ from ..interaction import InteractionStats, interaction_stats
 __all__ = ["LayerAgop"]
 
 
-@dataclass
+@dataclass(repr=False)
 class LayerAgop:
     """The AGOP of one layer: ``matrix`` = (1/count)·Σ g gᵀ in float64 (d×d).
 
@@ -68,6 +68,18 @@ class LayerAgop:
             )
         self.accumulator.merge(other.accumulator)
         self._stats = None
+
+    def __repr__(self) -> str:
+        # The statistics are shown once computed; a repr never starts a d×d eigendecomposition.
+        ratio = "" if self._stats is None else f", aofe_ratio={self._stats.aofe_ratio:.4g}"
+        return (f"LayerAgop({self.name!r}, kind={self.kind!r}, dim={self.dim}, rows={self.count}, "
+                f"nonfinite={self.nonfinite}{ratio})")
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat row: ``layer, kind, dim, rows, nonfinite`` and every interaction statistic, the
+        columns of ``nil.analyze``'s records (``LayerRecord.to_dict``) plus ``kind``."""
+        return {"layer": self.name, "kind": self.kind, "dim": self.dim, "rows": self.count,
+                "nonfinite": self.nonfinite} | self.stats.to_dict()
 
     def to_dict(self, include_matrix: bool = False) -> dict[str, Any]:
         """A plain dict: name, kind, dim, counts, settings, statistics (and the matrix if asked)."""

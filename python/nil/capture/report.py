@@ -16,13 +16,14 @@ from torch import nn
 from ..nfa import NfaCorrelation, NfaPowerFit, fit_nfa_power, nfa_correlation
 from ..superposition import SuperpositionStats, superposition_stats
 from .api import capture_agop
+from .input_agop import RowSink
 from .layers import detect_blocks, first_linear, linear_weight, select_layers
 from .record import LayerAgop
 
 __all__ = ["InteractionReport", "interaction_report"]
 
 
-@dataclass
+@dataclass(repr=False)
 class InteractionReport:
     """Everything ``interaction_report`` measured on one model.
 
@@ -42,6 +43,41 @@ class InteractionReport:
     nfa: dict[str, NfaCorrelation]
     nfa_fit: dict[str, NfaPowerFit]
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        names = list(self.layers)
+        span = f"{names[0]!r} .. {names[-1]!r}" if len(names) > 1 else ", ".join(repr(n) for n in names)
+        return (f"InteractionReport({len(names)} layers [{span}], {len(self.nfa)} NFA pairs, "
+                f"output k={self.output.dim}, embedding={self.embedding_name!r})")
+
+    def block_linear(self, layer: str) -> str | None:
+        """The first linear map inside ``layer`` whose WᵀW the NFA statistics compare (or None)."""
+        return next((n for n in self.linears if n.startswith(layer + ".")), None)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat row per layer: ``LayerAgop.to_row()`` plus the NFA statistics of its first
+        linear map (``nfa_linear``, ``nfa_pearson``, ``nfa_pearson_offdiag``, ``nfa_cosine``,
+        ``nfa_gamma``, ``wtw_aofe_ratio``; NaN without one)."""
+        nan = float("nan")
+        out = []
+        for name, rec in self.layers.items():
+            lin = self.block_linear(name)
+            c, f, w = self.nfa.get(lin or ""), self.nfa_fit.get(lin or ""), self.wtw.get(lin or "")
+            out.append(rec.to_row() | {
+                "nfa_linear": lin,
+                "nfa_pearson": c.pearson_all if c else nan,
+                "nfa_pearson_offdiag": c.pearson_offdiag if c else nan,
+                "nfa_cosine": c.cosine if c else nan,
+                "nfa_gamma": f.gamma if f else nan,
+                "wtw_aofe_ratio": w.wtw.aofe_ratio if w else nan,
+            })
+        return out
+
+    def to_pandas(self) -> Any:
+        """``rows()`` as a pandas DataFrame, one row per layer (needs pandas: the ``tables`` extra)."""
+        from ..frames import frame
+
+        return frame(self.rows())
 
     def to_dict(self) -> dict[str, Any]:
         """A nested plain dict (no matrices)."""
@@ -120,6 +156,17 @@ def _input_embedding(model: nn.Module) -> tuple[str | None, nn.Embedding | None]
     return None, None
 
 
+class _OnlyLayers:
+    """A sink that passes on the rows of ``names`` only (the blocks, not the NFA linears)."""
+
+    def __init__(self, sink: RowSink, names: Sequence[str]) -> None:
+        self.sink = sink
+        self.names = list(names)
+
+    def write(self, rows: dict[str, Any]) -> Any:
+        return self.sink.write({n: rows[n] for n in self.names if n in rows})
+
+
 def interaction_report(
     model: nn.Module,
     batches: Iterable[Any],
@@ -132,13 +179,16 @@ def interaction_report(
     progress: bool = True,
     micro_batch: int | None = None,
     token_stride: int = 1,
+    sink: RowSink | None = None,
 ) -> InteractionReport:
     """Input AGOPs of every block (and of each block's first linear), the projected output AGOP,
     WᵀW statistics and NFA correlations of ``model`` on ``batches`` (iterated twice).
 
     Input AGOPs use ``probes`` Gaussian probes on y = P·(last-position outputs) with P the same
     seeded k×V projection (k = ``project``) as the exact output AGOP, which differentiates with
-    respect to the first block's input (a Transformer's embeddings).
+    respect to the first block's input (a Transformer's embeddings). ``sink`` (e.g. a
+    ``nil.ShardWriter`` over the blocks) receives the rows of the blocks' input AGOPs, the rows
+    ``layers`` averages, so ``nil.analyze`` of the capture reproduces them.
     """
     data = list(batches)
     selected = select_layers(model, layers)
@@ -154,6 +204,7 @@ def interaction_report(
     inputs = capture_agop(
         model, data, layers=capture_names, mode="input", probes=probes, project=project,
         token_stride=token_stride, seed=seed, device=device, progress=progress, micro_batch=micro_batch,
+        sink=None if sink is None else _OnlyLayers(sink, names),
     )
     output = capture_agop(
         model, data, layers=[names[0]], mode="output", project=project, seed=seed, device=device,

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nil`` script and ``python -m nil``; returns the exit status."""
+    from .._optional import hint_for
     from ..errors import NilError
 
     parser = build_parser()
@@ -49,8 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NilError as e:
         print(f"nil {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as e:
         print(f"nil {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:  # an optional dependency imported anywhere in the verb
+        hint = hint_for(e, args.command)
+        if hint is None:
+            raise
+        print(f"nil {args.command}: error: {hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"nil {args.command}: interrupted", file=sys.stderr)

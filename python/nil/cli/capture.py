@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -13,13 +12,22 @@ EPILOG = """\
 examples:
   nil capture --hf ./Qwen2.5-0.5B                         # embedded corpus, 2048 tokens
   nil capture --hf ./my-bert --text notes.txt --tokens 8192 --json > report.json
+  nil capture --hf ./pythia-70m --dataset ./pile-10k --split train --out pythia.capture
+  nil analyze pythia.capture                              # the per-block table again, from the rows
 
 DIR is a directory written by transformers' save_pretrained (config.json plus weights, and a
 tokenizer if it has one; without one, UTF-8 bytes modulo the vocabulary size are fed). Nothing is
 downloaded: the hub is switched off and every file is read from DIR. Causal LMs are probed on
 their projected last-position logits, encoders (BERT, sentence encoders) on their projected
 mean-pooled last hidden state. The default text is the embedded corpus: Python's standard
-library sources.
+library sources. --dataset reads local documents (a .jsonl/.json/.csv/.parquet/.txt file, or a
+folder such as a local copy of a Hugging Face dataset, whose files of --split are used).
+
+Loading is strict: a parameter the checkpoint lacks (which transformers would initialise at
+random), a tensor the model does not use or a shape mismatch is an error naming the tensors.
+Without 'architectures' in config.json the class follows from model_type and the weights (an
+lm_head, or tied embeddings of a decoder, mean a causal LM). --allow-missing measures anyway,
+warns, and records the keys in the report (and the capture's manifest).
 """
 
 
@@ -35,7 +43,12 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--hf", metavar="DIR", required=True, help="checkpoint directory (config.json + weights)")
-    p.add_argument("--text", metavar="FILE", help="UTF-8 text to run (default: the embedded corpus, Python's stdlib sources)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--text", metavar="FILE", help="UTF-8 text to run (default: the embedded corpus, Python's stdlib sources)")
+    src.add_argument("--dataset", metavar="PATH",
+                     help="local documents: a .jsonl/.json/.csv/.parquet/.txt file or a dataset folder")
+    p.add_argument("--text-column", default="text", help="--dataset column holding the text (default text)")
+    p.add_argument("--split", default="train", help="--dataset folder: files of this split (default train)")
     p.add_argument("--tokens", type=int, default=2048,
                    help="tokens of text to use (default 2048: the reference's 4 batches x 4 windows x 128 tokens)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per window (default 128; capped at the model's maximum)")
@@ -45,6 +58,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the projection and the probes (default 0)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype (default float32)")
+    p.add_argument("--out", metavar="CAPTURE",
+                   help="also write the blocks' input-AGOP rows as a capture directory (new or empty)")
+    p.add_argument("--shard-dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="element type of the --out shards (default float32)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="measure even when weights are missing, unused or mis-shaped (warns and records it)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -68,44 +87,61 @@ def _sup_rows(report: Any) -> list[dict[str, Any]]:
 
 def _layer_rows(report: Any) -> list[dict[str, Any]]:
     rows = []
-    for name, rec in report.capture.layers.items():
-        s = rec.stats
-        lin = next((l for l in report.capture.nfa if l.startswith(name + ".")), None)
-        nfa = report.capture.nfa.get(lin) if lin else None
+    for r in report.capture.rows():
         rows.append({
-            "layer": name.removeprefix("hf."),
-            "rows": rec.count,
-            "AOFE ratio": s.aofe_ratio,
-            "null": s.null_rotation,
-            "wmc2": s.weighted_mean_cos2,
-            "PR": s.participation_ratio,
-            "erank": s.effective_rank,
-            "top": s.top_share,
-            "NFA r": nfa.pearson_all if nfa else math.nan,
+            "layer": r["layer"],
+            "rows": r["rows"],
+            "AOFE ratio": r["aofe_ratio"],
+            "null": r["null_rotation"],
+            "wmc2": r["weighted_mean_cos2"],
+            "PR": r["participation_ratio"],
+            "erank": r["effective_rank"],
+            "top": r["top_share"],
+            "NFA r": r["nfa_pearson"],
         })
     return rows
 
 
+def _loading_line(loading: dict[str, Any]) -> str | None:
+    """The report's own record of a non-strict load (stdout, so a saved report keeps it)."""
+    if not loading["allowed"]:
+        return None
+    lists = "; ".join(f"{k}: {', '.join(loading[k][:6])}{' ...' if len(loading[k]) > 6 else ''}"
+                      for k in ("missing", "unexpected", "mismatched") if loading[k])
+    return (f"WARNING, not the checkpoint's weights (--allow-missing): {lists}. Statistics involving "
+            "these parameters describe their random initialisation")
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``nil capture --hf``."""
+    from .._optional import require
+
+    require("torch", "nil capture --hf", extra="hf")
+    require("transformers", "nil capture --hf", extra="hf")
     from ..hf import hf_report
     from ._table import print_json, print_table
 
     report = hf_report(
-        args.hf, text=args.text, tokens=args.tokens, seq_len=args.seq_len, batch_size=args.batch,
-        probes=args.probes, project=args.project, seed=args.seed, device=args.device, dtype=args.dtype,
-        progress=sys.stderr.isatty(),
+        args.hf, text=args.text, dataset=args.dataset, text_column=args.text_column, split=args.split,
+        tokens=args.tokens, seq_len=args.seq_len, batch_size=args.batch, probes=args.probes,
+        project=args.project, seed=args.seed, device=args.device, dtype=args.dtype,
+        progress=sys.stderr.isatty(), allow_missing=args.allow_missing, out=args.out, shard_dtype=args.shard_dtype,
     )
+    m, t = report.model, report.text
     if args.json:
         print_json(report.to_dict())
         return 0
-    m, t = report.model, report.text
     match = ", ".join(m["registry_match"]) or "none"
-    print(f"{m['path']}: {m['model_type']} {m['kind']} ({', '.join(m['architectures']) or 'no architectures listed'}), "
+    print(f"{m['path']}: {m['model_type']} {m['kind']} ({m['model_class']}: {m['model_class_how']}), "
           f"{m['params']:,} parameters, {m['dtype']} on {m['device']}")
+    warning = _loading_line(m["loading"])
+    if warning:
+        print(warning)
     print(f"shape: {m['layers']} layers × hidden {m['hidden']}: R_D/W = {m['ratio']:.5f} (d/L = {m['aspect']:.1f}); "
           f"registry shape: {match}")
-    print(f"text: {t['tokens']} tokens in {t['windows']} windows of {t['seq_len']} from {t['source']} (tokenizer: {t['tokenizer']})")
+    docs = f", {t['documents']} documents" if t.get("documents") is not None else ""
+    print(f"text: {t['tokens']} tokens in {t['windows']} windows of {t['seq_len']} from {t['source']}{docs} "
+          f"(tokenizer: {t['tokenizer']})")
     print_table("Superposition of the embeddings vs a Gaussian null of the same shape",
                 ["statistic", "observed", "gaussian null"], _sup_rows(report))
     print(f"output embedding: {report.output_embedding_note}")
@@ -118,4 +154,9 @@ def run(args: argparse.Namespace) -> int:
     o = report.capture.output.stats
     print(f"projected output AGOP (k = {o.k}): AOFE ratio {o.aofe_ratio:.4g} (rotation null {o.null_rotation:.4g}), "
           f"wmc2 {o.weighted_mean_cos2:.4g}, participation ratio {o.participation_ratio:.4g}")
+    if warning:
+        print(warning)
+    if report.settings["capture_dir"]:
+        print(f"capture: the blocks' rows are in {report.settings['capture_dir']} (nil analyze "
+              f"{report.settings['capture_dir']} gives the per-block table from them)")
     return 0

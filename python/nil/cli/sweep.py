@@ -18,7 +18,10 @@ examples:
       --data-ratio 60 --out ntp-sweep             # byte LM on Python's own sources, every GPU
   nil sweep --family mlp --task ts-mlp --budgets 50k --depths 2,3,4,6 --seeds 2 \\
       --task-arg in_dim=32 --task-arg out_dim=16 --min-width 8 --multiple 4 --out ts --no-capture
-Re-running a command resumes it: finished runs are skipped, interrupted ones redone."""
+  nil sweep ... --time-limit 420                  # train at most 7 minutes, then stop cleanly
+Re-running a command resumes it: finished runs are skipped, interrupted ones redone. On a GPU runs
+are packed (the seeds of a shape as one batched model, CUDA graphs, several runs at once) with
+the same results as one at a time; --runs-per-gpu 1 trains them one at a time."""
 
 
 def parse_count(text: str) -> int:
@@ -117,6 +120,8 @@ def register(sub: Any) -> None:
     t.add_argument("--step-factor", type=float, help="max steps = FACTOR x one pass over D")
     t.add_argument("--eval-every", type=int, help="steps between validation evaluations")
     t.add_argument("--max-steps", type=int, help="cap the steps of every run (quick checks)")
+    t.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                   help="auto: bfloat16 autocast on CUDA, float32 on the CPU (the preset's otherwise)")
     c = p.add_argument_group("capture")
     c.add_argument("--capture", action=argparse.BooleanOptionalAction, default=None,
                    help="capture interaction metrics after training (default on)")
@@ -129,8 +134,17 @@ def register(sub: Any) -> None:
     r.add_argument("--device", help="auto (every visible GPU, else CPU), cpu, cuda or cuda:N")
     r.add_argument("--ray", metavar="ADDRESS", help="schedule runs as Ray tasks: 'local' or a cluster address")
     r.add_argument("--threads", type=int, help="torch threads per CPU worker (default 1)")
+    r.add_argument("--runs-per-gpu", type=int, metavar="N",
+                   help="runs trained at once per device, packed (default: packed on a GPU, as many as memory "
+                        "admits up to 32; one at a time on the CPU); 1: one at a time, unpacked")
+    r.add_argument("--no-cuda-graphs", action="store_true", help="packed runs: issue every step eagerly")
+    r.add_argument("--pack-memory", type=float, metavar="FRACTION",
+                   help="packed runs: share of GPU memory they may fill (default 0.85)")
+    r.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop after SECONDS: runs that cannot finish are not started, runs still training "
+                        "are abandoned (redone next time); the table stays consistent; exit 0")
     p.add_argument("--plan", action="store_true", help="print the planned shapes and exit without training")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per finished run on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -149,7 +163,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s.update({k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[args.preset].items()})
     for flag, key in (("family", "family"), ("task", "task"), ("budgets", "budgets"), ("depths", "depths"),
                       ("seeds", "seeds"), ("data_ratio", "data_ratio"), ("rule", "rule"), ("device", "device"),
-                      ("ray", "ray"), ("threads", "threads")):
+                      ("ray", "ray"), ("threads", "threads"), ("runs_per_gpu", "runs_per_gpu"),
+                      ("pack_memory", "pack_memory"), ("time_limit", "time_limit")):
         if getattr(args, flag) is not None:
             s[key] = getattr(args, flag)
     missing = [k for k in ("family", "task", "budgets", "depths") if k not in s]
@@ -163,7 +178,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     train = TRAIN_PRESETS[args.train_preset] if args.train_preset else train_config(s["train"])
     changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("weight_decay", args.weight_decay),
                                  ("warmup_steps", args.warmup), ("step_factor", args.step_factor),
-                                 ("eval_every", args.eval_every), ("max_steps", args.max_steps)) if v is not None}
+                                 ("eval_every", args.eval_every), ("max_steps", args.max_steps),
+                                 ("precision", args.precision)) if v is not None}
     s["train"] = train.replace(**changes)
     if args.capture is False:
         if args.symbolic is not None:
@@ -191,11 +207,15 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_sweep(s["family"], s["task"], s["budgets"], s["depths"], s["seeds"], data_ratio=s["data_ratio"],
                           task_options=s["task_options"], model_options=s["model_options"], rule=s["rule"],
                           width_options=s["width_options"], train=s["train"])
+        from ..sweep_run import run_schedule
+
         shapes = {(r.budget, r.depth): r for r in plan.runs}
         rows = [{"budget": r.budget, "depth": r.depth, "width": r.width, "ratio": r.depth / r.width,
-                 "active_params": r.active_params, "pad_ratio": r.pad_params / r.budget} for r in shapes.values()]
+                 "active_params": r.active_params, "pad_ratio": r.pad_params / r.budget, **run_schedule(r)}
+                for r in shapes.values()]
         if args.json:
-            print_json({"shapes": rows, "skipped": plan.skipped, "runs": len(plan.runs)})
+            steps = sum(run_schedule(r)["max_steps"] for r in plan.runs)
+            print_json({"shapes": rows, "skipped": plan.skipped, "runs": len(plan.runs), "max_steps_total": steps})
         else:
             print_table(f"Planned shapes ({len(plan.runs)} runs)", list(rows[0]) if rows else ["budget"], rows)
             for sk in plan.skipped:
@@ -205,12 +225,15 @@ def run(args: argparse.Namespace) -> int:
     table = sweep(s["family"], s["task"], s["budgets"], s["depths"], s["seeds"], out=args.out,
                   data_ratio=s["data_ratio"], task_options=s["task_options"], model_options=s["model_options"],
                   rule=s["rule"], width_options=s["width_options"], train=s["train"], capture=s["capture"],
-                  device=s["device"], ray=s.get("ray"), threads=s["threads"], progress=not args.no_progress)
+                  device=s["device"], ray=s.get("ray"), threads=s["threads"], progress="lines" if args.no_progress else True,
+                  runs_per_gpu=s.get("runs_per_gpu"), cuda_graphs=False if args.no_cuda_graphs else None,
+                  pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"))
+    outcome = table.attrs.get("outcome", {})
     metrics = [m for m in ("agop_aofe_ratio_mean", "out_aofe_ratio", "nfa_pearson_mean") if m in table]
     rows = summarize(table, metrics)
     wall = time.perf_counter() - t0
     if args.json:
-        print_json({"summary": rows, "runs": len(table), "seconds": wall, "out": str(args.out)})
+        print_json({"summary": rows, "runs": len(table), "seconds": wall, "out": str(args.out), "outcome": outcome})
         return 0
     short = {"agop_aofe_ratio_mean": "AGOP ratio", "out_aofe_ratio": "out ratio", "nfa_pearson_mean": "NFA r"}
     display = [{"budget": r["budget"], "depth": r["depth"], "width": r["width"], "R_D/W": r["ratio"],
@@ -221,4 +244,8 @@ def run(args: argparse.Namespace) -> int:
     print_table(f"Shape sweep: {s['family']} on {s['task']} (mean±se over {rows[0]['seeds'] if rows else 0} seeds; <- lowest per budget)",
                 cols, display)
     print(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
+    if outcome and not outcome.get("complete", True):
+        left = outcome["planned"] - outcome["already_done"] - outcome["finished"]
+        print(f"time limit of {outcome['time_limit']:g} s reached: {outcome['finished']} runs finished in this call, "
+              f"{left} left ({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
     return 0

@@ -5,7 +5,10 @@ and, when the model has an untied LM head, of the output embedding; the per-bloc
 a local text (``nil.capture.interaction_report``: Gaussian probes on the projected last-position
 logits of a causal LM, or on the projected mean-pooled hidden state of an encoder), the projected
 output AGOP and the NFA correlation of each block's first linear map. Also the shape (R_D/W =
-layers / hidden), the parameter count, and the registry entry with the same shape, if any.
+layers / hidden), the parameter count, the registry entry with the same shape, if any, and how the
+checkpoint was loaded (its class, and a clean strict-loading report unless ``allow_missing``).
+Blocks are named as transformers names the modules (``model.layers.0``), everywhere. With ``out``
+the blocks' input-AGOP rows are also written as a capture directory (``capture_dir``).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import torch
 
 from ..capture import InteractionReport, interaction_report
 from ..superposition import SuperpositionStats, superposition_stats
+from .capture_dir import check_out, open_capture
 from .load import HfModel, load_local
 from .text import TokenWindows, token_windows
 
 __all__ = ["HfReport", "hf_report"]
 
 
-@dataclass
+@dataclass(repr=False)
 class HfReport:
     """The report of one checkpoint: model facts, text facts, embeddings and the capture report."""
 
@@ -35,6 +39,15 @@ class HfReport:
     output_embedding_note: str
     capture: InteractionReport
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        m = self.model
+        return (f"HfReport({m['path']!r}, {m['model_class']}, {m['layers']} layers x hidden {m['hidden']}, "
+                f"{self.text['tokens']} tokens, {len(self.capture.layers)} blocks measured)")
+
+    def to_pandas(self) -> Any:
+        """The per-block table (``InteractionReport.rows``) as a pandas DataFrame."""
+        return self.capture.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
         """A nested plain dict (no matrices), the shape of ``nil capture --hf --json``."""
@@ -97,6 +110,9 @@ def _model_facts(m: HfModel) -> dict[str, Any]:
         "device": str(next(model.parameters()).device),
         "blocks": list(m.blocks),
         "registry_match": _registry_match(m.layers, m.hidden, ffn, vocab),
+        "model_class": m.loading.model_class,
+        "model_class_how": m.loading.how,
+        "loading": m.loading.to_dict(),
     }
 
 
@@ -104,6 +120,9 @@ def hf_report(
     path: str | Path,
     *,
     text: str | Path | None = None,
+    dataset: str | Path | None = None,
+    text_column: str = "text",
+    split: str = "train",
     tokens: int = 2048,
     seq_len: int = 128,
     batch_size: int = 4,
@@ -113,31 +132,54 @@ def hf_report(
     device: str | None = None,
     dtype: str = "float32",
     progress: bool = True,
+    allow_missing: bool = False,
+    out: str | Path | None = None,
+    shard_dtype: str = "float32",
 ) -> HfReport:
-    """Loads the checkpoint in ``path`` offline and measures it on ``tokens`` tokens of ``text``
-    (default: the embedded corpus, Python's standard library sources); see the module docstring."""
-    m = load_local(path, dtype=dtype, device=device)
+    """Loads the checkpoint in ``path`` offline and measures it on ``tokens`` tokens of ``text`` (a
+    file) or ``dataset`` (local documents; ``text_column``, ``split``), by default the embedded
+    corpus (Python's standard library sources); see the module docstring.
+
+    Loading is strict (``load_local``; ``allow_missing`` records instead of refusing). ``out``:
+    also write the blocks' input-AGOP rows as a capture directory (``capture_dir``), stored as
+    ``shard_dtype``; it must not exist yet or be empty.
+    """
+    out_path = None if out is None else check_out(out)
+    m = load_local(path, dtype=dtype, device=device, allow_missing=allow_missing, progress=progress)
     emb = m.model.get_input_embeddings()
     vocab = int(emb.weight.shape[0])
     t = min(seq_len, tokens) if m.max_positions is None else min(seq_len, tokens, m.max_positions)
     windows: TokenWindows = token_windows(
-        m.tokenizer, vocab, text_file=text, tokens=tokens, seq_len=t, batch_size=batch_size
+        m.tokenizer, vocab, text_file=text, tokens=tokens, seq_len=t, batch_size=batch_size,
+        dataset=dataset, text_column=text_column, split=split,
     )
-    cap = interaction_report(
-        m.wrapper, windows.batches, layers=m.blocks, project=project, probes=probes, seed=seed, progress=progress
-    )
+    facts = _model_facts(m)
+    text_facts = {"source": windows.source, "tokens": windows.tokens, "seq_len": windows.seq_len,
+                  "windows": windows.tokens // windows.seq_len, "tokenizer": windows.tokenizer,
+                  "documents": windows.documents}
+    settings: dict[str, Any] = {
+        "probes": probes, "project": project, "seed": seed, "batch_size": batch_size,
+        "output": "last-position logits" if m.kind == "causal-lm" else "mean-pooled last hidden state",
+        "capture_dir": None if out_path is None else str(out_path),
+    }
+    if out_path is None:
+        cap = interaction_report(
+            m.wrapper, windows.batches, layers=m.blocks, project=project, probes=probes, seed=seed, progress=progress
+        )
+    else:
+        with open_capture(out_path, m, facts["params"], settings, text_facts, shard_dtype) as writer:
+            cap = interaction_report(
+                m.wrapper, windows.batches, layers=m.blocks, project=project, probes=probes, seed=seed,
+                progress=progress, sink=writer,
+            )
     out_stats, out_note = _output_embedding(m)
     in_stats = superposition_stats(emb.weight.detach().float())
     return HfReport(
-        model=_model_facts(m),
-        text={"source": windows.source, "tokens": windows.tokens, "seq_len": windows.seq_len,
-              "windows": windows.tokens // windows.seq_len, "tokenizer": windows.tokenizer},
+        model=facts,
+        text=text_facts,
         input_embedding=in_stats,
         output_embedding=out_stats,
         output_embedding_note=out_note,
         capture=cap,
-        settings={"probes": probes, "project": project, "seed": seed, "batch_size": batch_size,
-                  "output": "last-position logits" if m.kind == "causal-lm" else "mean-pooled last hidden state"},
+        settings=settings,
     )
-
-

@@ -7,13 +7,14 @@ families drive them (the registry's families differ in depth-for-size and in tra
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import os
 import tempfile
+from pathlib import Path
+from typing import Any
 
-from .compare import Comparison
+from .._optional import require
 from ..runs_table import atomic_write_bytes
+from .compare import Comparison
 
 __all__ = ["plot_comparison"]
 
@@ -24,8 +25,7 @@ def plot_comparison(comp: Comparison, path: str | Path) -> Path:
     """Writes the scatter plot of ``comp`` to ``path`` (PNG, written atomically) and returns it."""
     import io
 
-    import matplotlib
-
+    matplotlib: Any = require("matplotlib", "--plot", extra="plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

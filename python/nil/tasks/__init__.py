@@ -21,12 +21,12 @@ from .bottleneck import Bottleneck
 from .bytes_lm import ByteLM
 from .corpus import ByteCorpus, load_corpus
 from .digits import Digits
-from .losses import loss_mean, loss_sum
+from .losses import loss_count, loss_mean, loss_sum
 from .teacher_student import TeacherStudent
 
 __all__ = [
     "TASKS", "Bottleneck", "ByteCorpus", "ByteLM", "Digits", "LossKind", "Split", "Task", "TaskData",
-    "TeacherStudent", "TensorSplit", "WindowSplit", "generator", "load_corpus", "loss_mean", "loss_sum",
+    "TeacherStudent", "TensorSplit", "WindowSplit", "generator", "load_corpus", "loss_count", "loss_mean", "loss_sum",
     "make_task", "parse_task_options", "subset",
 ]
 

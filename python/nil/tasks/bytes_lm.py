@@ -32,9 +32,11 @@ def _tiles(n_bytes: int, seq_len: int) -> torch.Tensor:
 
 @dataclass
 class ByteLM(Task):
-    """Next-byte prediction; ``corpus`` is a file or directory (default: Python's stdlib sources)."""
+    """Next-byte prediction; ``corpus`` is a file or directory (default: Python's stdlib sources),
+    ``corpus_glob`` the pattern of a directory's files to read (default every file)."""
 
     corpus: str | None = None
+    corpus_glob: str | None = None
     seq_len: int = 256
     val_fraction: float = 0.05
     test_fraction: float = 0.05
@@ -57,7 +59,9 @@ class ByteLM(Task):
         return {"vocab": 256, "seq_len": self.seq_len}
 
     def make(self, n_train_samples: int, device: torch.device | str = "cpu") -> TaskData:
-        c = load_corpus(self.corpus, self.val_fraction, self.test_fraction, self.max_bytes)
+        if self.corpus_glob is not None and self.corpus is None:
+            raise NilValueError("bytes: corpus_glob selects files of a corpus directory; give corpus=DIR too")
+        c = load_corpus(self.corpus, self.val_fraction, self.test_fraction, self.max_bytes, self.corpus_glob)
         for name, s in (("train", c.train), ("val", c.val), ("test", c.test)):
             if len(s) <= self.seq_len + 1:
                 raise NilValueError(
@@ -81,7 +85,7 @@ class ByteLM(Task):
             val_idx=val_idx,
             train_eval_idx=subset(n_windows, self.train_eval_windows, g),
             capture_idx=subset(len(test_tiles), self.capture_windows, g),
-            info={"corpus": c.source, "corpus_files": c.n_files,
+            info={"corpus": c.source, "corpus_files": c.n_files, "fingerprint": c.fingerprint,
                   "bytes": {"train": len(c.train), "val": len(c.val), "test": len(c.test)}},
         )
         return data.to(device)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import NilError
+from .._optional import require
 from ._data import TaskData, TensorSplit, generator, subset
 from ._task import Task
 
@@ -46,11 +46,8 @@ class Digits(Task):
         return {"in_ch": 1, "patch": 2, "out_dim": 10}
 
     def make(self, n_train_samples: int, device: torch.device | str = "cpu") -> TaskData:
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError as e:  # pragma: no cover - declared in requirements-dev.txt
-            raise NilError("the digits task needs scikit-learn: pip install scikit-learn") from e
-        bunch = load_digits()
+        datasets: Any = require("sklearn.datasets", "the digits task", extra="sweep")
+        bunch = datasets.load_digits()
         x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
         y = torch.tensor(bunch.target, dtype=torch.long)
         n = len(y)
