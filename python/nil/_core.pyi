@@ -34,6 +34,10 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_NAME_BYTES",
     "RESERVED_NAMES",
+    "subset_transform",
+    "low_order_masks",
+    "low_order_transform",
+    "and_or_decompose",
 ]
 
 @final
@@ -132,4 +136,23 @@ def fit_interval(
 ) -> dict[str, Any]: ...
 def correlation(
     x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], permutations: int, seed: int
+) -> dict[str, Any]: ...
+
+# symbolic interactions (rust/python/src/symbolic.rs; typed API in nil.symbolic)
+def subset_transform(x: npt.NDArray[np.float64], kind: str, transpose: bool) -> None: ...
+def low_order_masks(n: int, k: int) -> npt.NDArray[np.uint64]: ...
+def low_order_transform(x: npt.NDArray[np.float64], n: int, k: int, kind: str) -> None: ...
+def and_or_decompose(
+    values: npt.NDArray[np.float64],
+    bounds: npt.NDArray[np.float64],
+    *,
+    alpha: float,
+    solver: str,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+    primal_weight: float,
+    lr: float,
+    steps: int,
+    momentum: float,
 ) -> dict[str, Any]: ...

@@ -117,9 +117,15 @@ def capture_columns(model: torch.nn.Module, data: TaskData, options: dict[str, A
         ) from None
     opts = dict(options)
     batch_size = int(opts.pop("batch_size", 64))
+    symbolic = opts.pop("symbolic", None)  # players of the symbolic-interaction probe (nil.symbolic.probe)
     batches = list(data.capture_batches(batch_size))
     report = interaction_report(model, batches, device=device, progress=False, **opts)
-    return {f"{k}": (float(v) if isinstance(v, (int, float)) else v) for k, v in report.to_columns().items()}
+    cols = {f"{k}": (float(v) if isinstance(v, (int, float)) else v) for k, v in report.to_columns().items()}
+    if symbolic is not None:
+        from .symbolic.probe import symbolic_columns
+
+        cols.update(symbolic_columns(model, data, int(symbolic), device))
+    return cols
 
 
 @dataclass

@@ -127,6 +127,9 @@ def register(sub: Any) -> None:
                    help="capture interaction metrics after training (default on)")
     c.add_argument("--project", type=int, help="projected output dimension k (default 64)")
     c.add_argument("--probes", type=int, help="Gaussian probes for the input AGOPs (default 8)")
+    c.add_argument("--symbolic", type=int, metavar="N_PLAYERS",
+                   help="also record symbolic-interaction columns (symbolic_*) on 16 capture samples with N players "
+                        "(off by default; docs/symbolic.md)")
     r = p.add_argument_group("where to run")
     r.add_argument("--device", help="auto (every visible GPU, else CPU), cpu, cuda or cuda:N")
     r.add_argument("--ray", metavar="ADDRESS", help="schedule runs as Ray tasks: 'local' or a cluster address")
@@ -179,6 +182,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                                  ("precision", args.precision)) if v is not None}
     s["train"] = train.replace(**changes)
     if args.capture is False:
+        if args.symbolic is not None:
+            raise NilValueError("--symbolic runs in the capture step; drop --no-capture")
         s["capture"] = False
     else:
         cap = dict(s["capture"] or {})
@@ -186,6 +191,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             cap["project"] = args.project
         if args.probes is not None:
             cap["probes"] = args.probes
+        if args.symbolic is not None:
+            cap["symbolic"] = args.symbolic
         s["capture"] = cap
     return s
 

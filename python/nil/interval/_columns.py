@@ -31,7 +31,7 @@ RATIO_ALIASES = ("ratio", "depth_over_width", "depth_over_d_model", "alpha", "as
 DEPTH_ALIASES = ("depth", "n_layer", "n_layers", "num_layers", "layers")
 WIDTH_ALIASES = ("d_model", "width", "n_embd", "hidden", "hidden_size", "channels")
 LOSS_ALIASES = ("test_loss", "test_ce", "test_mse", "loss", "val_loss", "val_ce", "val_mse")
-METRIC_MARKERS = ("aofe", "cos2", "wtw", "agop", "participation", "effective_rank", "wmc2")
+METRIC_MARKERS = ("aofe", "cos2", "wtw", "agop", "participation", "effective_rank", "wmc2", "symbolic")
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,14 @@
 //! - [`limits`]: the documented maximum dims and counts, and the memory check before allocating.
 //! - [`fsutil`]: atomic writes and reads that refuse anything but a regular file.
 //! - [`interval`]: efficient-interval fitting of a runs table; [`corr`]: correlation statistics.
+//! - [`subsets`]: fast transforms over subsets (zeta, Möbius, co-Möbius, OR interactions);
+//!   [`andor`]: the sparse AND–OR decomposition of symbolic interactions.
 
 // `!(x > 0.0)` is deliberate throughout: it is true for NaN, which must take the degenerate path.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod agop_file;
+pub mod andor;
 pub mod corr;
 pub mod dtype;
 pub mod eig;
@@ -25,6 +28,7 @@ pub mod nfa;
 pub mod shards;
 pub mod special;
 pub mod stats;
+pub mod subsets;
 pub mod superposition;
 
 pub use dtype::{Bf16Bits, F16Bits, RowDType, Widen};

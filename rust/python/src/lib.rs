@@ -5,6 +5,7 @@ mod errors;
 mod interval;
 mod pool;
 mod shards;
+mod symbolic;
 
 use errors::to_py;
 use nil_core::dtype::{view_as_bf16, view_as_f16};
@@ -404,5 +405,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     shards::register(m)?;
     interval::register(m)?;
+    symbolic::register(m)?;
     Ok(())
 }
