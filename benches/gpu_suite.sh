@@ -2,7 +2,7 @@
 # Runs nil's GPU benchmarks on a machine without network access: installs the carried wheel of nil
 # and its small dependencies (built and downloaded beside the checkout into .device/), then runs each
 # benchmark and writes its JSON summary to $OUT (default ./gpu-out).
-#   bash benches/gpu_suite.sh [capture] [train] [memory] [tests] [pack] [repro]
+#   bash benches/gpu_suite.sh [capture] [train] [memory] [tests] [pack] [repro] [symbolic]
 # repro: one time-limited chunk of the issue-17 reproduction sweep (byte-level gpt, nine budgets,
 # twelve depths, METHOD 4.4 protocol) in $REPRO_DIR (default repro/ntp, carried in and out between
 # calls); REPRO_SECONDS (default 420) bounds its training, REPRO_SEEDS (default 1) and
@@ -15,7 +15,10 @@ set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 SITE=$(pwd)/.device/site
-python3 -m pip install -q --no-deps --no-index --target "$SITE" .device/wheels/*.whl .device/dist/*.whl 2>&1 | tail -2
+shopt -s nullglob
+wheels=(.device/wheels/*.whl .device/dist/*.whl)
+shopt -u nullglob
+python3 -m pip install -q --no-deps --no-index --target "$SITE" "${wheels[@]}" 2>&1 | tail -2
 cp "$SITE"/nil/_core*.so python/nil/  # benches and tests put python/ first on sys.path
 export PYTHONPATH=$(pwd)/python:$SITE
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -31,6 +34,7 @@ for c in $cases; do
     disk) { dd if=/dev/zero of=/tmp/nil-dd bs=1M count=2048 conv=fsync 2>&1 | tail -1; rm -f /tmp/nil-dd; } > "$OUT/disk.txt" ;;
     tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py tests/test_pack_cuda.py -m gpu > "$OUT/tests.log" 2>&1 ;;
     pack) python3 benches/bench_pack_gpu.py --out "$OUT/pack.json" > "$OUT/pack.log" 2>&1 ;;
+    symbolic) python3 benches/bench_symbolic.py --only forwards --device cuda --out "$OUT/symbolic.json" > "$OUT/symbolic.log" 2>&1 ;;
     repro)
       R=${REPRO_DIR:-repro/ntp}
       EXTRA=()
