@@ -157,6 +157,7 @@ class _Job:
         self.completed = 0
         self.t0 = self.t_segment = time.perf_counter()
         self.segment_rate: float | None = None
+        self.rate_seq = -1  # the scheduler's evaluation count when segment_rate was last measured
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -514,6 +515,8 @@ class PackScheduler:
         self.deadline = deadline
         self.stats = PackStats()
         self._rates: dict[Hashable, float] = {}  # steps per second of a shape, last measured
+        self._evals = 0  # evaluations seen by this scheduler
+        self._last_drop = -1  # the evaluation count when a run was last dropped for falling behind
         self._memory: dict[Hashable, int] = {}  # device bytes of a shape's job, measured
         self._streams: list[Any] = []
         self._cached = False  # memory of finished jobs may sit in the allocator's cache
@@ -672,6 +675,8 @@ class PackScheduler:
         for j in jobs:
             if j.boundary_ready():
                 j.evaluate_boundary()
+                j.rate_seq = self._evals
+                self._evals += 1
                 if j.segment_rate is not None:
                     self._rates[self._shape_of(j, running)] = j.segment_rate
                 moved = True
@@ -701,10 +706,17 @@ class PackScheduler:
                 worst = max(worst, (j.max_steps - j.step) / j.segment_rate)
             return worst
 
+        # Rates measured before the last drop describe a more crowded device: wait until every
+        # running job has measured again, or one drop would cascade into dropping everything.
+        if any(j.rate_seq < self._last_drop for x in running for j in x.jobs if not j.done):
+            return False
         mine = eta(r)
         if _clock() + mine <= self.deadline:
             return False
-        return mine >= max(eta(x) for x in running)
+        if mine >= max(eta(x) for x in running):
+            self._last_drop = self._evals
+            return True
+        return False
 
     def _finish(self, r: _Running, on_done: Callable[[Any, PackMember, TrainResult], None]) -> None:
         results: dict[int, TrainResult] = {}

@@ -63,6 +63,14 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_dim: int, pad:
     math kernel, which materialises B×H×T×T scores. Zero-padding q, k and v to the next multiple of
     8 and keeping the scale 1/√head_dim gives exactly the same attention (the padded dimensions
     add 0 to every score and produce outputs that are sliced off) with a fused kernel."""
+    if q.is_cuda and q.dtype == torch.float32 and torch._C._functorch.is_batchedtensor(q):
+        # Under vmap (packed seeds) in float32 the memory-efficient kernel's backward rejects the
+        # batched log-sum-exp layout ("LSE is not correctly aligned", torch 2.11, H200); the math
+        # kernel computes the same attention.
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     if pad is None:
         pad = q.is_cuda and head_dim % 8 != 0
     if not pad:
