@@ -153,7 +153,7 @@ def test_next_token_log_odds_of_a_local_causal_lm(tmp_path: Path) -> None:
     masked[0, [2, 4]] = 0  # coalition {1, 3}: positions 3 and 5 kept
     z = hf.wrapper(masked)[0, -1].double()
     want = float(z[t] - torch.logsumexp(torch.cat([z[:t], z[t + 1 :]]), 0))
-    assert math.isclose(mv.values[0, 0b1010], want, rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(mv.values[0, 0b1010], want, rel_tol=1e-6)  # float32 model, batched vs single forward
     # the same players as embedding positions with a zero embedding baseline
     emb = hf.model.get_input_embeddings()(ids).detach()
     mv2 = masked_values(lambda e: hf.model(inputs_embeds=e).logits, emb, Players.embeddings(6, [2, 3, 4, 5]))
