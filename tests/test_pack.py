@@ -248,3 +248,41 @@ def test_cli_plan_reproduces_the_reference_step_counts(capsys, tmp_path):
     assert (steps[300_000], steps[1_000_000], steps[3_000_000]) == (1647, 5493, 16479)  # METHOD §4.4
     assert windows[300_000] == 70_312 and windows[3_000_000] == 703_125
     assert plan["max_steps_total"] == 975_528  # the reference's optimizer steps in all (issue 17)
+
+
+class _FakeJob:
+    def __init__(self, step: int, max_steps: int, cost: float | None) -> None:
+        self.step, self.max_steps, self.cost, self.done = step, max_steps, cost, False
+
+
+def _running(*jobs: _FakeJob, shape: str = "s"):
+    from nil.pack import PackRequest, _Running
+
+    return _Running(PackRequest(items=[object()], build=list, shape=shape, steps=jobs[0].max_steps), list(jobs), [])
+
+
+def test_deadline_predictions_use_step_costs_not_crowded_rates(monkeypatch):
+    """The case that abandoned a whole GPU call: 32 runs admitted at once each crawl at 1/32 of the
+    device; the crowded rate says none can finish, the costs say the first ones can."""
+    import nil.pack as m
+
+    monkeypatch.setattr(m, "_clock", lambda: 0.0)
+    sched = m.PackScheduler("cpu", deadline=100.0)
+    # 4 jobs sharing the device, each 1,000 steps left at 0.02 device-s per step alone: 80 s in all.
+    running = [_running(_FakeJob(0, 1000, 0.02), shape=f"s{i}") for i in range(4)]
+    assert sched._work(running) == pytest.approx(80.0)
+    assert not any(sched._behind(r) for r in running)  # each alone needs 20 s
+    req = m.PackRequest(items=[object()], build=list, shape="new", steps=1000)
+    assert not sched._hopeless(req, running)  # 80 s in flight + 20 s at the mean cost: exactly 100 s
+    monkeypatch.setattr(m, "_clock", lambda: 1.0)
+    assert sched._hopeless(req, running)  # one second later it does not fit
+    sched.deadline = 15.0
+    assert all(sched._behind(r) for r in running)  # 20 s alone > 15 s left
+    sched.deadline = 50.0
+    assert sched._overbooked(running) == running[2:]  # the two latest go: 40 s of work is left
+    sched.deadline = 500.0
+    assert sched._overbooked(running) == []
+    unmeasured = [_running(_FakeJob(0, 1000, None))]
+    assert sched._work(unmeasured) is None and not sched._hopeless(req, unmeasured)
+    sched.deadline = None
+    assert not sched._hopeless(req, running) and not sched._behind(running[0])

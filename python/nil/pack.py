@@ -22,8 +22,11 @@ and its final losses are computed by the plain trainer's ``final_losses`` on tha
 capture afterwards sees the ordinary unstacked model.
 
 ``PackScheduler`` keeps up to ``max_runs`` runs training on one device, admitting new groups as
-others finish while device memory allows; with a deadline it does not start runs that a measured
-rate says cannot finish, drops runs that fall behind, and abandons what is left at the deadline.
+others finish while device memory allows. With a deadline it keeps the work in flight finishable:
+from each job's measured step cost (its rate times the number of jobs sharing the device) it
+predicts when everything running will be done, does not start a run that would push that past the
+deadline, drops the runs latest in plan order while the device is overbooked, drops a run that
+could not finish even alone, and abandons what is left at the deadline.
 """
 
 from __future__ import annotations
@@ -157,7 +160,9 @@ class _Job:
         self.completed = 0
         self.t0 = self.t_segment = time.perf_counter()
         self.segment_rate: float | None = None
-        self.rate_seq = -1  # the scheduler's evaluation count when segment_rate was last measured
+        # Device seconds one step costs with the device to itself, estimated as 1 / (n * rate) from
+        # a segment in which n jobs shared the device (fair sharing); None until measured.
+        self.cost: float | None = None
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -432,6 +437,11 @@ class _Job:
                 delattr(self, name)
 
 
+def _job_costs(running: list[_Running]) -> list[float]:
+    """The measured step costs of the running, unfinished jobs."""
+    return [j.cost for r in running for j in r.jobs if not j.done and j.cost is not None]
+
+
 def _stackable(members: Sequence[PackMember], device: torch.device) -> bool:
     """Whether vmap can run the members' forward pass (a GRU cannot), tried on two validation samples."""
     if len(members) < 2:
@@ -514,9 +524,7 @@ class PackScheduler:
         self.stack = stack
         self.deadline = deadline
         self.stats = PackStats()
-        self._rates: dict[Hashable, float] = {}  # steps per second of a shape, last measured
-        self._evals = 0  # evaluations seen by this scheduler
-        self._last_drop = -1  # the evaluation count when a run was last dropped for falling behind
+        self._costs: dict[Hashable, float] = {}  # device seconds per step of a shape's job, last measured
         self._memory: dict[Hashable, int] = {}  # device bytes of a shape's job, measured
         self._streams: list[Any] = []
         self._cached = False  # memory of finished jobs may sit in the allocator's cache
@@ -540,17 +548,32 @@ class PackScheduler:
         return free - need > (1 - self.memory_fraction) * total
 
     def _hopeless(self, req: PackRequest, running: list[_Running]) -> bool:
-        """With a deadline: a measured rate says the request cannot finish in time. The rate is its
-        shape's latest, else the median of the running jobs' (a new job shares the device with them)."""
+        """With a deadline: the measured step costs say the request cannot finish in time, alone or
+        after the work already in flight (the device is shared, so its share of time is what counts).
+        The cost is its shape's latest, else the mean of the running jobs' (nothing measured: admit)."""
         if self.deadline is None or req.steps is None:
             return False
-        rate = self._rates.get(req.shape)
-        if rate is None:
-            rates = sorted(j.segment_rate for r in running for j in r.jobs if j.segment_rate is not None and not j.done)
-            if not rates:
-                return False
-            rate = rates[len(rates) // 2]
-        return _clock() + req.steps / rate > self.deadline
+        costs = _job_costs(running)
+        cost = self._costs.get(req.shape, sum(costs) / len(costs) if costs else None)
+        if cost is None:
+            return False
+        work = self._work(running)
+        return _clock() + (work or 0.0) + req.steps * cost * len(req.items) > self.deadline
+
+    def _work(self, running: list[_Running]) -> float | None:
+        """Device seconds the running jobs still need (unmeasured jobs at their shape's or the mean
+        cost); None while nothing is measured."""
+        costs = _job_costs(running)
+        if not costs:
+            return None
+        mean = sum(costs) / len(costs)
+        total = 0.0
+        for r in running:
+            for j in r.jobs:
+                if not j.done:
+                    c = j.cost if j.cost is not None else self._costs.get(r.request.shape, mean)
+                    total += (j.max_steps - j.step) * c
+        return total
 
     def _stream(self) -> Any:
         if self.device.type != "cuda":
@@ -649,10 +672,14 @@ class PackScheduler:
                     if all(j.done for j in r.jobs):
                         running.remove(r)
                         self._finish(r, on_done)
-                    elif self._behind(r, running):
+                    elif self._behind(r):
                         running.remove(r)
                         self._drop(r)
                         abandon(r.request.items, True)
+                for r in self._overbooked(running):
+                    running.remove(r)
+                    self._drop(r)
+                    abandon(r.request.items, True)
         finally:
             for r in running:
                 self._drop(r)
@@ -675,10 +702,9 @@ class PackScheduler:
         for j in jobs:
             if j.boundary_ready():
                 j.evaluate_boundary()
-                j.rate_seq = self._evals
-                self._evals += 1
-                if j.segment_rate is not None:
-                    self._rates[self._shape_of(j, running)] = j.segment_rate
+                if j.segment_rate:
+                    j.cost = 1.0 / (len(jobs) * j.segment_rate)
+                    self._costs[self._shape_of(j, running)] = j.cost
                 moved = True
         if not moved:
             time.sleep(0.0005)
@@ -690,33 +716,27 @@ class PackScheduler:
                 return r.request.shape
         return None
 
-    def _behind(self, r: _Running, running: list[_Running]) -> bool:
-        """With a deadline: the request whose jobs are furthest from finishing in time, if its
-        latest rate says it cannot finish before the deadline (others then run faster)."""
+    def _overbooked(self, running: list[_Running]) -> list[_Running]:
+        """With a deadline: the requests latest in plan order whose removal lets the rest of the
+        work in flight finish in time (all of it shared, so shedding work speeds up the rest)."""
+        if self.deadline is None:
+            return []
+        kept = list(running)
+        while len(kept) > 1:
+            work = self._work(kept)
+            if work is None or _clock() + work <= self.deadline:
+                break
+            kept.pop()
+        return running[len(kept):]
+
+    def _behind(self, r: _Running) -> bool:
+        """With a deadline: a job of the request could not finish in time even with the device to
+        itself (its measured cost, not its crowded rate: a crowded job speeds up as others end)."""
         if self.deadline is None:
             return False
-
-        def eta(x: _Running) -> float:
-            worst = 0.0
-            for j in x.jobs:
-                if j.done:
-                    continue
-                if j.segment_rate is None:
-                    return 0.0  # not measured yet
-                worst = max(worst, (j.max_steps - j.step) / j.segment_rate)
-            return worst
-
-        # Rates measured before the last drop describe a more crowded device: wait until every
-        # running job has measured again, or one drop would cascade into dropping everything.
-        if any(j.rate_seq < self._last_drop for x in running for j in x.jobs if not j.done):
-            return False
-        mine = eta(r)
-        if _clock() + mine <= self.deadline:
-            return False
-        if mine >= max(eta(x) for x in running):
-            self._last_drop = self._evals
-            return True
-        return False
+        now = _clock()
+        return any(not j.done and j.cost is not None and now + (j.max_steps - j.step) * j.cost > self.deadline
+                   for j in r.jobs)
 
     def _finish(self, r: _Running, on_done: Callable[[Any, PackMember, TrainResult], None]) -> None:
         results: dict[int, TrainResult] = {}
