@@ -45,7 +45,7 @@ for c in $cases; do
       fi
       PYTHONUNBUFFERED=1 python3 -m nil sweep --family gpt --task bytes --budgets 0.3M,0.6M,1M,1.3M,1.6M,2M,2.3M,2.7M,3M \
         --depths 1,2,3,4,5,6,8,10,12,16,20,24 --seeds "${REPRO_SEEDS:-1}" --data-ratio 60 --train-preset reference-ntp \
-        --precision "${REPRO_PRECISION:-bf16}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$R" --time-limit "${REPRO_SECONDS:-420}" \
+        --precision "${REPRO_PRECISION:-bf16}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$R" --time-limit "${REPRO_SECONDS:-420}" ${REPRO_RUNS_PER_GPU:+--runs-per-gpu $REPRO_RUNS_PER_GPU} \
         --no-progress > "$OUT/repro.log" 2>&1
       cp "$R/runs.parquet" "$R/sweep.json" "$OUT/" 2>/dev/null ;;
   esac
