@@ -68,10 +68,12 @@ def test_cuda_row_stager_is_pinned_and_copies_on_a_side_stream():
     from nil.shards.staging import RowStager
 
     st = RowStager("cuda", slots=2)
-    x = torch.randn(1000, 64, device="cuda")
+    x = torch.randn(4000, 1024, device="cuda")
+    ref = x.cpu().numpy()
     s = st.stage({"x": x, "h": x.to(torch.bfloat16)})
     assert st._buffers[s.slot].is_pinned() and s.event is not None
     del x  # freed on the producer's stream; record_stream keeps it until the side copy is over
-    torch.cuda.synchronize()
+    y = torch.full((4000, 1024), 7.0, device="cuda")  # would reuse x's memory if it were not kept
     out = s.take()
-    assert out["x"].shape == (1000, 64) and st._free.qsize() == 2
+    assert np.array_equal(out["x"], ref) and st._free.qsize() == 2
+    del y
