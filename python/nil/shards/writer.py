@@ -7,12 +7,13 @@ core, which also computes each shard's blake3. A killed writer therefore leaves 
 (the shards listed in its manifest), and opening the same directory again resumes it after
 verifying its last shard.
 
-Torch rows (``staging`` ≥ 1, the default 4): the caller's thread casts CUDA rows to the shard dtype
+CUDA rows (``staging``, default 4 buffers): the caller's thread casts CUDA rows to the shard dtype
 on the device and starts an asynchronous copy into one buffer of a ring of pinned host buffers on a
 side stream (``staging.RowStager``, one event per buffer); the converter thread waits for that
 buffer's event and copies the rows out, so the capture's stream never waits for a pageable
-device-to-host copy. CPU tensors take the same path unpinned and synchronously (copied at
-``write``). ``staging=0`` is the earlier path (a device copy per write, a synchronous ``.cpu()``
+device-to-host copy. With an explicit ``staging`` count CPU tensors take the same path,
+unpinned and synchronously (copied at ``write``; by default they are kept as given, which is
+faster on the CPU). ``staging=0`` is the earlier path (a device copy per write, a synchronous ``.cpu()``
 in the converter thread); both store the same bits.
 
 One writer at a time: the writer holds an exclusive ``flock`` on the capture directory itself
@@ -98,7 +99,9 @@ class ShardWriter:
     ``write`` returns as soon as the rows are queued: do not modify numpy arrays or CPU tensors
     after passing them (CUDA tensors are copied on their device at once). At most ``queue_size``
     writes wait in the queue, so a slow disk slows the producer instead of filling memory.
-    ``staging``: pinned host buffers for CUDA rows (module docstring); 0 turns staging off.
+    ``staging``: host buffers of the staging ring (module docstring): None (default) stages CUDA
+    rows through 4 pinned buffers and keeps CPU rows as given; a count ≥ 1 stages CPU tensors
+    too (copied at ``write``, unpinned); 0 turns staging off.
     Opening an existing capture resumes it (its layers, dtype and meta must agree) unless
     ``resume=False``, which refuses to touch it.
     """
@@ -113,7 +116,7 @@ class ShardWriter:
         shard_bytes: int = 128 << 20,
         queue_size: int = 8,
         resume: bool = True,
-        staging: int = 4,
+        staging: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.layers = check_layers(layers)
@@ -125,9 +128,11 @@ class ShardWriter:
                 f"ShardWriter: shard_bytes and queue_size must be positive, found {shard_bytes}, {queue_size}"
             )
         self.shard_bytes = int(shard_bytes)
-        if isinstance(staging, bool) or int(staging) < 0:
-            raise NilValueError(f"ShardWriter: staging must be a count of host buffers >= 0, found {staging!r}")
-        self.staging = int(staging)
+        if staging is not None and (isinstance(staging, bool) or not isinstance(staging, int) or staging < 0):
+            raise NilValueError(f"ShardWriter: staging must be None or a count of host buffers >= 0, found {staging!r}")
+        #: Host buffers of the staging ring; CPU tensors are staged only when staging is given.
+        self.staging = 4 if staging is None else staging
+        self._stage_cpu = staging is not None and staging > 0
         self._stagers: dict[Any, RowStager] = {}
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(queue_size))
         self._error: BaseException | None = None
@@ -236,7 +241,9 @@ class ShardWriter:
             shape = tuple(r.shape)
             if len(shape) != 2 or shape[1] != dim:
                 raise ShapeError(f"{self.path}: layer {name}: expected rows of shape (n, {dim}), found {shape}")
-            if self.staging and type(r).__module__.startswith("torch") and hasattr(r, "device"):
+            if self.staging and type(r).__module__.startswith("torch") and (
+                getattr(r, "is_cuda", False) or (self._stage_cpu and hasattr(r, "device"))
+            ):
                 device_rows[name] = r
             else:
                 item[name] = self._snapshot(r)
@@ -408,8 +415,7 @@ class ShardWriter:
             for name, r in item.plain.items():
                 arrays[name] = self._to_numpy(r)
             if staged is not None:
-                for name, a in staged.take().items():  # CUDA rows: already in the shard dtype
-                    arrays[name] = self._to_numpy(a)
+                arrays.update(staged.take(self._to_numpy))  # CUDA rows: already in the shard dtype
         finally:
             if staged is not None:
                 staged.release()
