@@ -89,3 +89,15 @@ def test_cuda_device_reduction_matches_the_core(tmp_path, dtype):
         assert _max_rel(got[n].matrix(), want[n].matrix()) < TOL, n
     recs = {r.layer: r for r in nil.analyze(tmp_path / "c", device="cuda")}
     assert set(recs) == set(want)
+
+
+def test_a_shard_that_fails_its_checksum_stops_the_reduction(tmp_path):
+    make_capture(tmp_path / "c", _rows(4), batches=4, shard_bytes=3000)
+    f = sorted((tmp_path / "c" / "shards").glob("*.safetensors"))[2]
+    b = bytearray(f.read_bytes())
+    b[-3] ^= 0x40  # one bit of the last row
+    f.write_bytes(bytes(b))
+    with pytest.raises(Exception, match="000002") as cpu_err:
+        reduce(tmp_path / "c")
+    with pytest.raises(type(cpu_err.value), match="000002"):
+        reduce_on_device(tmp_path / "c", device="cpu")

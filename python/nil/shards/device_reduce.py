@@ -1,9 +1,9 @@
 """``reduce_on_device``: a capture's per-layer AGOP sums formed on a torch device (``nil analyze
 --device cuda``).
 
-Every shard is verified against its manifest blake3 first (``_core.shard_verify``, as the CPU
-reduction counts only verified shards; a mismatch stops the reduction with the core's error). Its
-rows are then read from a memory map of the shard, ``block_rows`` rows of one layer at a time,
+Every shard is verified against its manifest blake3 before its rows count (``_core.shard_verify``
+on a helper thread, one shard ahead of the reads; a mismatch stops the reduction with the core's
+error, where the CPU reduction also refuses the capture). Its rows are then read from a memory map of the shard, ``block_rows`` rows of one layer at a time,
 by ``readers`` threads into a ring of ``buffers`` host buffers (pinned on CUDA), copied to the
 device asynchronously, widened to float32 there, and reduced: per block, Xᵀ X in float32 (TF32
 off), added into a float64 d×d accumulator on the device. The result is the same accumulator the
@@ -85,11 +85,12 @@ def reduce_on_device(
     *,
     device: Any = "cuda",
     block_rows: int = 16384,
-    buffers: int = 4,
-    readers: int = 4,
+    buffers: int | None = None,
+    readers: int | None = None,
 ) -> tuple[dict[str, AgopAccumulator], list[str]]:
     """Per-layer accumulators of a capture directory reduced on ``device``, and the shard digests
-    counted (those of the manifest, every shard verified). See the module docstring."""
+    counted (those of the manifest, every shard verified). See the module docstring.
+    ``readers`` defaults to min(8, CPU count), ``buffers`` to readers + 2."""
     torch = require("torch", "nil analyze --device cuda")
     p = Path(os.fspath(path))
     dev = torch.device(device)
@@ -98,6 +99,8 @@ def reduce_on_device(
                             "use --device cpu")
     if nonfinite not in ("raise", "skip"):
         raise NilValueError(f"nonfinite: expected 'raise' or 'skip', found {nonfinite!r}")
+    readers = min(8, os.cpu_count() or 1) if readers is None else int(readers)
+    buffers = readers + 2 if buffers is None else int(buffers)
     if min(block_rows, buffers, readers) < 1:
         raise NilValueError("block_rows, buffers and readers must be positive")
     if input_kind(os.fspath(p)) != "capture":
@@ -123,9 +126,15 @@ def reduce_on_device(
     def fill(slot: int, b: _Block, mm: Any) -> None:  # runs on a reader thread (numpy drops the GIL)
         np.copyto(host_np[slot][: b.nbytes], mm[b.start : b.start + b.nbytes])
 
-    def blocks() -> Any:
+    def verify(i: int) -> None:  # the core hashes without the GIL
+        _core.shard_verify(os.fspath(p), i)  # raises naming the shard when it does not match
+
+    def blocks(checker: ThreadPoolExecutor) -> Any:
+        ahead = checker.submit(verify, 0) if shards else None
         for i, s in enumerate(shards):
-            _core.shard_verify(os.fspath(p), i)  # raises naming the shard when it does not match
+            assert ahead is not None
+            ahead.result()  # shard i verified before any of its rows count
+            ahead = checker.submit(verify, i + 1) if i + 1 < len(shards) else None  # overlaps the reads
             mm = np.memmap(p / s["file"], dtype=np.uint8, mode="r")  # kept alive by its blocks
             for b in _blocks(p, i, s["file"], dims, block_rows):
                 yield b, mm
@@ -133,9 +142,10 @@ def reduce_on_device(
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        with ThreadPoolExecutor(readers, thread_name_prefix="nil-analyze-read") as pool:
+        with ThreadPoolExecutor(readers, thread_name_prefix="nil-analyze-read") as pool, \
+                ThreadPoolExecutor(1, thread_name_prefix="nil-analyze-verify") as checker:
             inflight: deque[tuple[_Block, int, Any]] = deque()
-            source = blocks()
+            source = blocks(checker)
             next_slot = 0
 
             def submit() -> bool:
