@@ -34,7 +34,8 @@ def _max_rel(x: np.ndarray, y: np.ndarray) -> float:
 def test_device_reduction_matches_the_core(tmp_path, dtype, block_rows):
     make_capture(tmp_path / "c", _rows(), dtype=dtype, batches=5, shard_bytes=3000)
     want, want_src = reduce(tmp_path / "c", precision="exact")
-    got, src = reduce_on_device(tmp_path / "c", device="cpu", block_rows=block_rows, buffers=3, readers=2)
+    got, src = reduce_on_device(tmp_path / "c", device="cpu", block_rows=block_rows, buffers=3, readers=2,
+                                product_rows=5 if block_rows == 7 else 4096)
     assert src == want_src and len(src) > 3
     assert list(got) == list(want)
     for n in want:
@@ -101,3 +102,14 @@ def test_a_shard_that_fails_its_checksum_stops_the_reduction(tmp_path):
         reduce(tmp_path / "c")
     with pytest.raises(type(cpu_err.value), match="000002"):
         reduce_on_device(tmp_path / "c", device="cpu")
+
+
+def test_tolerance_holds_over_many_full_float32_blocks(tmp_path):
+    """20,000 rows with a large common mean (every product positive: rounding errors do not cancel)."""
+    rng = np.random.default_rng(5)
+    rows = {"a": rng.standard_normal((20000, 64)) * 0.2 + 1.0}
+    make_capture(tmp_path / "c", rows, batches=3, shard_bytes=1 << 20)
+    want, _ = reduce(tmp_path / "c", precision="exact")
+    got, _ = reduce_on_device(tmp_path / "c", device="cpu")
+    assert got["a"].count == 20000
+    assert _max_rel(got["a"].matrix(), want["a"].matrix()) < TOL

@@ -5,8 +5,8 @@ Every shard is verified against its manifest blake3 before its rows count (``_co
 on a helper thread, one shard ahead of the reads; a mismatch stops the reduction with the core's
 error, where the CPU reduction also refuses the capture). Its rows are then read from a memory map of the shard, ``block_rows`` rows of one layer at a time,
 by ``readers`` threads into a ring of ``buffers`` host buffers (pinned on CUDA), copied to the
-device asynchronously, widened to float32 there, and reduced: per block, Xᵀ X in float32 (TF32
-off), added into a float64 d×d accumulator on the device. The result is the same accumulator the
+device asynchronously, widened to float32 there, and reduced: per ``product_rows`` rows (4096),
+Xᵀ X in float32 (TF32 off), added into a float64 d×d accumulator on the device. The result is the same accumulator the
 CPU reduction returns (``AgopAccumulator.from_sum``), within the tolerance of docs/shard-format.md.
 
 The code path is device-agnostic: with ``device="cpu"`` (the tests) the buffers are not pinned
@@ -85,6 +85,7 @@ def reduce_on_device(
     *,
     device: Any = "cuda",
     block_rows: int = 16384,
+    product_rows: int = 4096,
     buffers: int | None = None,
     readers: int | None = None,
 ) -> tuple[dict[str, AgopAccumulator], list[str]]:
@@ -101,7 +102,7 @@ def reduce_on_device(
         raise NilValueError(f"nonfinite: expected 'raise' or 'skip', found {nonfinite!r}")
     readers = min(8, os.cpu_count() or 1) if readers is None else int(readers)
     buffers = readers + 2 if buffers is None else int(buffers)
-    if min(block_rows, buffers, readers) < 1:
+    if min(block_rows, product_rows, buffers, readers) < 1:
         raise NilValueError("block_rows, buffers and readers must be positive")
     if input_kind(os.fspath(p)) != "capture":
         raise NilValueError(f"{p}: the device reduction reads capture directories; a partial AGOP file is "
@@ -184,7 +185,9 @@ def reduce_on_device(
                     skipped[b.layer] += n_bad
                     x = x.masked_fill(bad[:, None], 0.0)
                     counts[b.layer] += b.rows  # minus the skipped rows, read once at the end
-                sums[b.layer] += torch.mm(x.t(), x).to(torch.float64)
+                for lo in range(0, b.rows, product_rows):  # float32 products of ≤ product_rows rows
+                    xs = x[lo : lo + product_rows]
+                    sums[b.layer] += torch.mm(xs.t(), xs).to(torch.float64)
                 # Refilling this slot waits on its event (CUDA); on the CPU x aliases the buffer,
                 # and the product above has already read it.
                 submit()
