@@ -170,7 +170,7 @@ def reduce_on_device(
                 x = host[slot][: b.nbytes].view(torch_dtype[b.dtype]).view(b.rows, b.dim)
                 x = x.to(dev, non_blocking=True)
                 if cuda:
-                    events[slot] = torch.cuda.Event()  # type: ignore[no-untyped-call]
+                    events[slot] = torch.cuda.Event()
                     events[slot].record()
                 x = x.to(torch.float32)
                 bad = ~torch.isfinite(x).all(dim=1)
