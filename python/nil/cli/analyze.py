@@ -44,6 +44,11 @@ def register(sub: Any) -> None:
         "--precision", choices=["fast", "exact"], default="fast",
         help="fast: f32 products over blocks of 512 rows, f64 sums (~1e-6 relative error; default); exact: f64 products",
     )
+    p.add_argument(
+        "--device", default="cpu", metavar="DEVICE",
+        help="cpu (default): the Rust core reduces; cuda (or cuda:N): rows stream through pinned buffers "
+        "into a GPU Gram, float32 block products and float64 sums (needs torch with CUDA)",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     p.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         args.path, layers, args.nonfinite, convention=args.convention, precision=args.precision,
         save_agop=args.save_agop,
         progress=not (args.no_progress or args.json or args.csv),
-        ray=args.ray,
+        ray=args.ray, device=args.device,
     )
     rows = [r.to_dict() for r in records]
     if args.json:
