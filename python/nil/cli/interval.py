@@ -237,6 +237,27 @@ def _across(fit: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _check_plot_dir(path: str) -> None:
+    """Fails before the fit when ``--plot DIR`` cannot become a directory of PNGs (an existing
+    file, a file on its way) or matplotlib is missing, so no minutes of bootstrap are lost."""
+    import os
+
+    from .._optional import require
+    from ..errors import NilValueError
+
+    require("matplotlib", "--plot")
+    p = os.path.abspath(path)
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise NilValueError(f"{path}: --plot expects a directory to write PNG figures into, found an existing "
+                            "file (remove it or pass another directory)")
+    parent = os.path.dirname(p)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise NilValueError(f"{path}: --plot expects a directory to write PNG figures into, but {parent} "
+                            "is a file, not a directory")
+
+
 def _estimable(c: Any) -> bool:
     return c.n >= 4 and math.isfinite(c.spearman) and math.isfinite(c.pearson)
 
@@ -249,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
     from ._table import print_csv, print_json
 
     err = Console(stderr=True)
+    if args.plot:
+        _check_plot_dir(args.plot)
     t0 = time.perf_counter()
     with err.status(f"fitting {args.runs} ({args.bootstrap} bootstrap replicates)…"):
         fit = fit_interval(
