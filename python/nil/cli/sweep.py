@@ -19,7 +19,8 @@ examples:
   nil sweep --family mlp --task ts-mlp --budgets 50k --depths 2,3,4,6 --seeds 2 \\
       --task-arg in_dim=32 --task-arg out_dim=16 --min-width 8 --multiple 4 --out ts --no-capture
   nil sweep ... --time-limit 420                  # train at most 7 minutes, then stop cleanly
-Re-running a command resumes it: finished runs are skipped, interrupted ones redone. On a GPU runs
+Re-running a command resumes it: finished runs are skipped, interrupted ones redone; other
+settings into the same --out are refused unless --append. On a GPU runs
 are packed (the seeds of a shape as one batched model, CUDA graphs, several runs at once) with
 the same results as one at a time; --runs-per-gpu 1 trains them one at a time."""
 
@@ -100,6 +101,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seeds", type=int, help="seeds per shape: 0..S-1 (default 3)")
     p.add_argument("--data-ratio", type=float, help="supervised units per parameter, D = RATIO x N (default 20)")
     p.add_argument("--out", required=True, help="output directory (created; re-use it to resume)")
+    p.add_argument("--append", action="store_true",
+                   help="add runs of a different configuration to an existing --out (refused without it; "
+                        "the same command, or more budgets, depths or seeds, resume without it)")
     p.add_argument("--task-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="task option, e.g. in_dim=32, corpus=PATH, teacher_width=128 (repeatable)")
     p.add_argument("--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -227,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
                   rule=s["rule"], width_options=s["width_options"], train=s["train"], capture=s["capture"],
                   device=s["device"], ray=s.get("ray"), threads=s["threads"], progress="lines" if args.no_progress else True,
                   runs_per_gpu=s.get("runs_per_gpu"), cuda_graphs=False if args.no_cuda_graphs else None,
-                  pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"))
+                  pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"), append=args.append)
     outcome = table.attrs.get("outcome", {})
     metrics = [m for m in ("agop_aofe_ratio_mean", "out_aofe_ratio", "nfa_pearson_mean") if m in table]
     rows = summarize(table, metrics)
