@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the analysis and prints it."""
     from ..shards import analyze
-    from ._table import print_csv, print_json, print_table
+    from ._table import print_csv, print_json, print_table, say
 
     layers = None
     if args.layers:
@@ -75,6 +75,6 @@ def run(args: argparse.Namespace) -> int:
         print_csv(list(rows[0]) if rows else TABLE_COLUMNS, rows)
     else:
         print_table(f"Per-layer interaction statistics of {args.path}", TABLE_COLUMNS, rows)
-        print(f"{sum(r['rows'] for r in rows)} rows in {len(rows)} layers, {time.perf_counter() - t0:.2f} s"
+        say(f"{sum(r['rows'] for r in rows)} rows in {len(rows)} layers, {time.perf_counter() - t0:.2f} s"
               + (f"; accumulators saved to {args.save_agop}" if args.save_agop else ""))
     return 0

@@ -115,22 +115,13 @@ def _ci(c: Any, num: Any = None) -> str:
     return f"[{num(c.lo)}, {num(c.hi)}]" + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _console() -> Any:
-    from rich.console import Console
+def _print(con: Any, title: str, columns: list[str], rows: list[dict[str, str]], left: tuple[str, ...] = ()) -> None:
+    """Prints a table fitted to the console: text folds, numbers are never cut, a table too wide
+    is split (``nil.cli._table.render_table``)."""
+    from ._table import render_table
 
-    return Console(width=None if sys.stdout.isatty() else 100, soft_wrap=False)
-
-
-def _table(title: str, columns: list[str], rows: list[dict[str, str]], left: tuple[str, ...] = ()) -> Any:
-    """A rich table whose cells fold instead of being cut with an ellipsis."""
-    from rich.table import Table
-
-    t = Table(title=title, header_style="bold", title_justify="left")
-    for c in columns:
-        t.add_column(c, justify="left" if c in left else "right", overflow="fold")
-    for r in rows:
-        t.add_row(*(r.get(c, "") for c in columns))
-    return t
+    for t in render_table(title, columns, [[r.get(c, "") for c in columns] for r in rows], left=left, total=con.width):
+        con.print(t)
 
 
 def _budget_rows(fit: Any) -> list[dict[str, str]]:
@@ -292,31 +283,33 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         print_csv(*_csv_rows(fit))
         return 0
-    con = _console()
+    from ._table import console
+
+    con = console()
     for note in fit.notes:
         con.print(f"note: {note}", markup=False)
     rows = _budget_rows(fit)
     columns = [c for c in rows[0] if c != "notes"]
-    con.print(_table(f"Per budget (ε = {fit.eps:g}). Reference: argmin R, span band. nil: R̂*, its "
-                     f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", columns, rows))
+    _print(con, f"Per budget (ε = {fit.eps:g}). Reference: argmin R, span band. nil: R̂*, its "
+           f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", columns, rows)
     for r in rows:
         if r["notes"]:
             con.print(f"  {r['budget']}: {r['notes']}", markup=False)
-    con.print(_table("Across budgets", ["statistic", "value"],
-                     [{"statistic": k, "value": v} for k, v in _across(fit)], left=("statistic", "value")))
+    _print(con, "Across budgets", ["statistic", "value"], [{"statistic": k, "value": v} for k, v in _across(fit)],
+           left=("statistic", "value"))
     shown = [c for c in fit.correlations if args.all_metrics or _estimable(c)]
     if shown:
         crow = [{"metric": c.metric, "budget": _n(c.budget), "n": str(c.n),
                  "spearman ρ": f"{_r(c.spearman)} {_ci(c.spearman_ci, _r)}", "p": _g(c.spearman_p, 2),
                  "pearson r": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in shown]
-        con.print(_table(f"Metric vs loss across the shapes of a budget (seed means; {fit.ci:.0%} pairs-bootstrap CI, "
-                         "permutation p)", list(crow[0]), crow, left=("metric",)))
+        _print(con, f"Metric vs loss across the shapes of a budget (seed means; {fit.ci:.0%} pairs-bootstrap CI, "
+               "permutation p)", list(crow[0]), crow, left=("metric",))
     hidden = len(fit.correlations) - len(shown)
     partial = [c for c in fit.partial_correlations if args.all_metrics or (c.n >= 4 and math.isfinite(c.spearman))]
     if partial:
         prow = [{"metric": c.metric, "n": str(c.n), "partial spearman": _r(c.spearman), "p": _g(c.spearman_p, 2),
                  "partial pearson": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in partial]
-        con.print(_table("Metric vs loss over all budgets, controlling for ln N", list(prow[0]), prow, left=("metric",)))
+        _print(con, "Metric vs loss over all budgets, controlling for ln N", list(prow[0]), prow, left=("metric",))
     if hidden:
         con.print(f"({hidden} correlations not estimable (fewer than 4 shapes or a constant metric) are hidden; "
                   "--all-metrics shows them)", markup=False)

@@ -204,7 +204,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Plans, runs or resumes the sweep and prints its summary."""
     from ..sweep import plan_sweep, summarize, sweep
-    from ._table import print_json, print_table
+    from ._table import print_json, print_table, say
 
     s = _settings(args)
     if args.plan:
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print_table(f"Planned shapes ({len(plan.runs)} runs)", list(rows[0]) if rows else ["budget"], rows)
             for sk in plan.skipped:
-                print(f"skipped: {sk['reason']}")
+                say(f"skipped: {sk['reason']}")
         return 0
     t0 = time.perf_counter()
     table = sweep(s["family"], s["task"], s["budgets"], s["depths"], s["seeds"], out=args.out,
@@ -247,9 +247,9 @@ def run(args: argparse.Namespace) -> int:
     cols = ["budget", "depth", "width", "R_D/W", "test loss", *[short[m] for m in metrics], "best"]
     print_table(f"Shape sweep: {s['family']} on {s['task']} (mean±se over {rows[0]['seeds'] if rows else 0} seeds; <- lowest per budget)",
                 cols, display)
-    print(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
+    say(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
     if outcome and not outcome.get("complete", True):
         left = outcome["planned"] - outcome["already_done"] - outcome["finished"]
-        print(f"time limit of {outcome['time_limit']:g} s reached: {outcome['finished']} runs finished in this call, "
+        say(f"time limit of {outcome['time_limit']:g} s reached: {outcome['finished']} runs finished in this call, "
               f"{left} left ({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
     return 0

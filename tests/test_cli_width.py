@@ -1,0 +1,108 @@
+"""Every verb's human output fits the terminal (issue 13): run as a user runs it, with COLUMNS=100
+(and narrower), no line is longer than the width, nothing is cut with an ellipsis, and every
+number of the JSON output appears whole in the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nil
+from nil.cli._table import fmt, render_table
+
+REPO = Path(__file__).resolve().parent.parent
+LAYERS = {f"model.transformer.h.{i}.mlp.c_fc": 24 for i in range(3)}
+
+
+def _nil(*args: str, cwd: Path, columns: int = 100, timeout: float = 600) -> str:
+    env = {**os.environ, "COLUMNS": str(columns), "PYTHONPATH": str(REPO / "python")}
+    proc = subprocess.run([sys.executable, "-m", "nil", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def _fits(text: str, columns: int = 100) -> None:
+    lines = text.splitlines()
+    assert lines, "no output"
+    long = [line for line in lines if len(line) > columns]
+    assert not long, f"{len(long)} line(s) wider than {columns}:\n" + "\n".join(long[:5])
+    assert "…" not in text, text
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("width")
+    rng = np.random.default_rng(0)
+    with nil.ShardWriter(d / "cap", LAYERS, dtype="float32") as w:  # tiny values: 1e-09-like statistics
+        w.write({n: rng.standard_normal((50, 24)) * 1e-4 for n in LAYERS})
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_interval import _reference_csv
+
+    _reference_csv(d / "runs.csv")
+    np.save(d / "v.npy", rng.standard_normal((2, 16)))
+    return d
+
+
+@pytest.mark.parametrize("columns", [100, 60])
+def test_analyze_fits_and_keeps_every_number_whole(data, columns):
+    text = _nil("analyze", "cap", "--no-progress", cwd=data, columns=columns)
+    _fits(text, columns)
+    layers = json.loads(_nil("analyze", "cap", "--json", cwd=data))["layers"]
+    for r in layers:
+        for k in ("aofe_ratio", "null_rotation", "weighted_mean_cos2", "participation_ratio", "effective_rank"):
+            assert fmt(r[k]) in text, (k, fmt(r[k]))
+    if columns == 60:
+        assert "(1/" in text  # too wide for 60 columns: split, the layer names repeated
+    for name in LAYERS:
+        assert text.count(name) >= (2 if columns == 60 else 1)
+
+
+def test_verify_merge_interactions_demo_fit(data):
+    for args in (["verify", "cap"], ["merge", "m.safetensors", "cap", "--force", "--no-progress"],
+                 ["interactions", "--values", "v.npy"], ["demo", "--rows", "2000", "--dim", "32"]):
+        _fits(_nil(*args, cwd=data))
+
+
+def test_interval_fits_and_keeps_its_numbers(data):
+    text = _nil("interval", "runs.csv", "--bootstrap", "100", "--permutations", "100", cwd=data)
+    _fits(text)
+    out = json.loads(_nil("interval", "runs.csv", "--bootstrap", "100", "--permutations", "100", "--json", cwd=data))
+    for b in out["budgets"]:
+        assert f"{b['argmin_ratio']:.3g}" in text
+
+
+def test_sweep_summary_fits(data):
+    text = _nil("sweep", "--family", "mlp", "--task", "ts-mlp", "--budgets", "2k,4k", "--depths", "1-2", "--seeds", "1",
+                "--data-ratio", "2", "--out", "sw", "--task-arg", "in_dim=8", "--task-arg", "out_dim=4",
+                "--task-arg", "teacher_width=16", "--task-arg", "n_test=256", "--task-arg", "n_val=128",
+                "--multiple", "2", "--min-width", "4", "--lr", "3e-3", "--batch-size", "64", "--warmup", "5",
+                "--eval-every", "10", "--project", "4", "--probes", "2", "--device", "cpu", "--no-progress",
+                "--threads", "1", cwd=data)
+    _fits(text)
+    assert "Shape sweep" in text
+
+
+def test_render_table_never_narrows_a_number_column():
+    cells = [[f"layer.{i}", *(fmt(1.2345678e-7 * (i + 1)) for _ in range(12))] for i in range(3)]
+    cols = ["layer", *(f"statistic_{j}" for j in range(12))]
+    from rich.console import Console
+
+    con = Console(width=70, record=True, file=open(os.devnull, "w"))
+    tables = render_table("t", cols, cells, total=70)
+    assert len(tables) > 1
+    for t in tables:
+        con.print(t)
+    text = con.export_text()
+    assert all(len(line) <= 70 for line in text.splitlines())
+    for row in cells:
+        for c in row:
+            assert c in text
+    one = render_table("t", cols, cells[:1], total=70)  # one wide row: transposed
+    assert len(one) == 1 and [str(c.header) for c in one[0].columns] == ["statistic", "value"]
