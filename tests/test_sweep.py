@@ -268,3 +268,24 @@ def test_a_killed_sweep_resumes_without_retraining_finished_runs(tmp_path):
     assert len(final) == 6 and final["config_hash"].is_unique
     kept = final.set_index("config_hash").loc[first["config_hash"], "finished_at"]
     assert list(kept) == list(first["finished_at"])  # finished runs were not retrained
+
+
+def test_cli_sweeps_the_bottleneck_toy(run_cli, tmp_path):
+    """`--task bottleneck` is reachable from the CLI (issue 13): the family defaults to the task's
+    own, the width is the bottleneck solved from the budget, the training set is data_size points,
+    and the metrics are the closed-form AGOPs."""
+    from cli_helpers import one_line_error
+    from nil.tasks.bottleneck import bottleneck_param_count
+
+    args = ["sweep", "--task", "bottleneck", "--budgets", "3k,5k", "--depths", "1", "--seeds", "1",
+            "--task-arg", "data_size=200", "--task-arg", "n_test=500", "--task-arg", "n_val=200", "--max-steps", "30",
+            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "bn")]
+    out = json.loads(run_cli(*args, "--json", check=True).stdout)
+    assert out["runs"] == 2
+    table = read_runs(tmp_path / "bn")
+    assert list(table["width"]) == [2, 4] and set(table["family"]) == {"bottleneck"}
+    assert list(table["active_params"]) == [bottleneck_param_count(1, w).total for w in (2, 4)] == [3000, 5000]
+    assert set(table["n_train_samples"]) == {200} and set(table["loss_kind"]) == {"recon"}
+    for col in ("agop_aofe_ratio", "input_agop_aofe_ratio", "wtw_aofe_ratio"):
+        assert table[col].between(0, 1).all(), col
+    one_line_error(run_cli(*args[:6], "1,2", *args[7:]), "expected depth 1, found 2")

@@ -100,7 +100,7 @@ def render_table(title: str, columns: Sequence[str], cells: Sequence[Sequence[st
         return render_table(title, ["statistic", "value"], [[c, cells[0][i]] for i, c in enumerate(cols)],
                             left=("statistic", "value"), total=total)
     else:
-        key = [0] if not numeric[0] else []
+        key = [0] if not numeric[0] or need[0] <= 12 else []  # the first column labels every part
         cur = list(key)
         for i in range(len(key), len(cols)):
             if len(cur) > len(key) and span(cur + [i]) > total:

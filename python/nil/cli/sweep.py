@@ -94,8 +94,11 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", choices=["demo"], help="start from a named sweep (flags given override it)")
-    p.add_argument("--family", choices=["mlp", "cnn", "gru", "gpt"], help="model family")
-    p.add_argument("--task", help="ts-mlp, ts-gpt (teacher-student), bytes (byte LM), digits")
+    p.add_argument("--family", choices=["mlp", "cnn", "gru", "gpt", "bottleneck"],
+                   help="model family (default: the task's only one, e.g. bottleneck for --task bottleneck)")
+    p.add_argument("--task", help="ts-mlp, ts-gpt (teacher-student), bytes (byte LM), digits, bottleneck (the "
+                                  "double-descent toy: width = the bottleneck, depth 1, --task-arg data_size=N "
+                                  "sets the training set)")
     p.add_argument("--budgets", type=_budgets, help="parameter budgets, e.g. 300k,1M")
     p.add_argument("--depths", type=parse_int_list, help="depths, e.g. 1,2,3,4,6,8 or 2-8")
     p.add_argument("--seeds", type=int, help="seeds per shape: 0..S-1 (default 3)")
@@ -171,6 +174,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                       ("pack_memory", "pack_memory"), ("time_limit", "time_limit")):
         if getattr(args, flag) is not None:
             s[key] = getattr(args, flag)
+    if "family" not in s and "task" in s:
+        from ..tasks import TASKS, make_task
+
+        if s["task"] in TASKS and len(make_task(s["task"]).families) == 1:
+            s["family"] = make_task(s["task"]).families[0]
     missing = [k for k in ("family", "task", "budgets", "depths") if k not in s]
     if missing:
         raise NilValueError(f"missing {', '.join('--' + m for m in missing)} (or use --preset demo)")
