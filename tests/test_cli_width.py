@@ -106,3 +106,34 @@ def test_render_table_never_narrows_a_number_column():
             assert c in text
     one = render_table("t", cols, cells[:1], total=70)  # one wide row: transposed
     assert len(one) == 1 and [str(c.header) for c in one[0].columns] == ["statistic", "value"]
+
+
+def test_analyze_hides_an_all_zero_count_unless_all_metrics(data):
+    text = _nil("analyze", "cap", "--no-progress", cwd=data)
+    assert "nonfinite" not in text.split("(hidden")[0] and "--all-metrics shows them" in text
+    full = _nil("analyze", "cap", "--no-progress", "--all-metrics", cwd=data, columns=200)
+    assert "nonfinite" in full and "(hidden" not in full
+
+
+def test_counts_are_not_default_interval_metrics(tmp_path):
+    from nil.interval import resolve_columns
+
+    rng = np.random.default_rng(1)
+    n = 12
+    runs = {"budget": [1e6] * 6 + [2e6] * 6, "ratio": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32] * 2,
+            "test_loss": list(rng.random(n) + 1), "agop_aofe_ratio_mean": list(rng.random(n)),
+            "agop_nonfinite": list(rng.integers(0, 5, n).astype(float)), "capture_seconds": list(rng.random(n))}
+    cols = resolve_columns(runs)
+    assert list(cols.metrics) == ["agop_aofe_ratio_mean"]
+    assert "agop_nonfinite" in resolve_columns(runs, metrics=["agop_nonfinite"]).metrics  # named: taken
+
+
+def test_confidence_intervals_write_rounding_noise_of_zero_as_zero():
+    from types import SimpleNamespace
+
+    from nil.cli.interval import _band, _ci
+
+    assert _ci(SimpleNamespace(lo=4.6e-17, hi=1.0, defined=1.0, at_bound=0.0)) == "[0, 1]"
+    assert _ci(SimpleNamespace(lo=-3.1e-18, hi=0.25, defined=1.0, at_bound=0.0)) == "[0, 0.25]"
+    assert _band(0.0098, 0.0517) == "[0.0098, 0.0517]"  # small but real values are kept
+    assert _band(1e-7, 2e-7) == "[1e-07, 2e-07]"

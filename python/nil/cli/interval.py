@@ -88,10 +88,18 @@ def _r(v: float) -> str:
     return "—" if not math.isfinite(v) else f"{v:.2f}"
 
 
+def _zeroed(*vs: float) -> list[float]:
+    """The values with rounding noise of a zero (below 1e-6 of the largest magnitude, e.g. the
+    4.6e-17 of [4.6e-17, 1]) written as 0."""
+    scale = max((abs(v) for v in vs if math.isfinite(v)), default=0.0)
+    return [0.0 if math.isfinite(v) and abs(v) < 1e-6 * scale else v for v in vs]
+
+
 def _band(lo: float, hi: float, lo_bound: bool = False, hi_bound: bool = False) -> str:
     """[lo, hi]; an edge at the sweep bound is written ≤lo / ≥hi (the band may extend past it)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "—"
+    lo, hi = _zeroed(lo, hi)
     return f"[{'≤' if lo_bound else ''}{_g(lo)}, {'≥' if hi_bound else ''}{_g(hi)}]"
 
 
@@ -112,7 +120,8 @@ def _ci(c: Any, num: Any = None) -> str:
         extra.append(f"{_pct(c.defined)} defined")
     if c.at_bound > 0:
         extra.append(f"{_pct(c.at_bound)} at a sweep bound")
-    return f"[{num(c.lo)}, {num(c.hi)}]" + (f" ({', '.join(extra)})" if extra else "")
+    lo, hi = _zeroed(c.lo, c.hi)
+    return f"[{num(lo)}, {num(hi)}]" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _print(con: Any, title: str, columns: list[str], rows: list[dict[str, str]], left: tuple[str, ...] = ()) -> None:
@@ -204,8 +213,9 @@ def _across(fit: Any) -> list[tuple[str, str]]:
     if st.note:
         out.append(("stability: slope of ln R* on ln N", st.note))
     else:
-        lo = "−∞" if st.lo_unbounded else _g(st.slope_lo)
-        hi = "+∞" if st.hi_unbounded else _g(st.slope_hi)
+        s_lo, s_hi = _zeroed(st.slope_lo, st.slope_hi)
+        lo = "−∞" if st.lo_unbounded else _g(s_lo)
+        hi = "+∞" if st.hi_unbounded else _g(s_hi)
         verdict = "consistent with a stable R*" if (st.lo_unbounded or st.slope_lo <= 0) and (st.hi_unbounded or st.slope_hi >= 0) else "R* moves with N"
         out.append(("stability: slope of ln R* on ln N",
                     f"{_g(st.slope)} {st.level:.0%} set [{lo}, {hi}] from {st.n} budgets ({verdict})"))

@@ -150,6 +150,8 @@ def register(sub: Any) -> None:
     r.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop after SECONDS: runs that cannot finish are not started, runs still training "
                         "are abandoned (redone next time); the table stays consistent; exit 0")
+    p.add_argument("--all-metrics", action="store_true",
+                   help="summary: also show metric columns that are nan in every run (e.g. not captured)")
     p.add_argument("--plan", action="store_true", help="print the planned shapes and exit without training")
     p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per finished run on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -241,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
                   runs_per_gpu=s.get("runs_per_gpu"), cuda_graphs=False if args.no_cuda_graphs else None,
                   pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"), append=args.append)
     outcome = table.attrs.get("outcome", {})
-    metrics = [m for m in ("agop_aofe_ratio_mean", "out_aofe_ratio", "nfa_pearson_mean") if m in table]
+    metrics = [m for m in ("agop_aofe_ratio_mean", "out_aofe_ratio", "nfa_pearson_mean") if m in table
+               and (args.all_metrics or table[m].astype(float).notna().any())]
     rows = summarize(table, metrics)
     wall = time.perf_counter() - t0
     if args.json:
