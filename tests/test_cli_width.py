@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.cells import cell_len
 
 import nil
 from nil.cli._table import fmt, render_table
@@ -31,9 +32,12 @@ def _nil(*args: str, cwd: Path, columns: int = 100, timeout: float = 600) -> str
 def _fits(text: str, columns: int = 100) -> None:
     lines = text.splitlines()
     assert lines, "no output"
-    long = [line for line in lines if len(line) > columns]
+    long = [line for line in lines if cell_len(line) > columns]  # display cells: R̂ is one
     assert not long, f"{len(long)} line(s) wider than {columns}:\n" + "\n".join(long[:5])
     assert "…" not in text, text
+    box = "│┃┏┓┗┛┡┩└┘┌┐├┤╇╈┼━─"
+    cropped = [line for line in lines if line[:1] in box and line.rstrip()[-1:] not in box]
+    assert not cropped, "table rows cut at the edge (rich crops what does not fit):\n" + "\n".join(cropped[:5])
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,7 @@ def test_interval_fits_and_keeps_its_numbers(data):
 
 
 def test_sweep_summary_fits(data):
-    text = _nil("sweep", "--family", "mlp", "--task", "ts-mlp", "--budgets", "2k,4k", "--depths", "1-2", "--seeds", "1",
+    text = _nil("sweep", "--family", "mlp", "--task", "ts-mlp", "--budgets", "2k,4k", "--depths", "1-4", "--seeds", "1",
                 "--data-ratio", "2", "--out", "sw", "--task-arg", "in_dim=8", "--task-arg", "out_dim=4",
                 "--task-arg", "teacher_width=16", "--task-arg", "n_test=256", "--task-arg", "n_val=128",
                 "--multiple", "2", "--min-width", "4", "--lr", "3e-3", "--batch-size", "64", "--warmup", "5",
@@ -87,6 +91,15 @@ def test_sweep_summary_fits(data):
                 "--threads", "1", cwd=data)
     _fits(text)
     assert "Shape sweep" in text
+    # `make demo`'s interval command, as the Makefile has it, on this sweep of the demo's kind
+    make = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    line = next(x for x in make.splitlines() if "-m nil interval" in x)
+    args = line.split("-m nil ", 1)[1].replace("$(DEMO_OUT)", "sw").split()
+    shown = _nil(*args, cwd=data)
+    _fits(shown)
+    assert "In short: the loss is lowest at depth/width R* ≈" in shown
+    assert "open sw/plots/loss_vs_ratio.png first" in " ".join(shown.split())
+    assert (data / "sw" / "plots" / "loss_vs_ratio.png").is_file()
 
 
 def test_render_table_never_narrows_a_number_column():
@@ -137,3 +150,20 @@ def test_confidence_intervals_write_rounding_noise_of_zero_as_zero():
     assert _ci(SimpleNamespace(lo=-3.1e-18, hi=0.25, defined=1.0, at_bound=0.0)) == "[0, 0.25]"
     assert _band(0.0098, 0.0517) == "[0.0098, 0.0517]"  # small but real values are kept
     assert _band(1e-7, 2e-7) == "[1e-07, 2e-07]"
+
+
+def test_a_wide_label_column_and_a_folding_text_column_share_the_width():
+    """rich alone narrows the widest text column and then crops the table at the edge; nil gives
+    each column its width so that nothing is cropped and the text folds."""
+    from rich.console import Console
+
+    cols = ["metric", "budget", "n", "spearman ρ", "p", "pearson r", "p "]
+    cells = [["agop_participation_ratio_mean", "150k", "5", "-0.40 [-1.00, 1.00] (99.5% defined)", "0.51", "0.36",
+              "0.0099"]] * 2
+    con = Console(width=100, record=True, file=open(os.devnull, "w"))
+    for t in render_table("x", cols, cells, left=("metric",), total=100):
+        con.print(t)
+    lines = con.export_text().splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    assert any(line.rstrip().endswith("0.0099 │") for line in lines), lines
+    assert "agop_participation_ratio_mean" in "\n".join(lines) and "(99.5% defined)" in "\n".join(lines)

@@ -112,18 +112,33 @@ def render_table(title: str, columns: Sequence[str], cells: Sequence[Sequence[st
     for g, idx in enumerate(groups):
         part = f" ({g + 1}/{len(groups)})" if len(groups) > 1 else ""
         t = Table(title=title + part, header_style="bold", title_justify="left")
-        for i in idx:
+        for i, w in zip(idx, _widths(idx, numeric, need, natural, total)):
             c = cols[i]
             is_left = c in left or (c in _LEFT and not numeric[i]) or (not numeric[i] and i == 0)
             if numeric[i]:
-                t.add_column(Text(c, overflow="fold"), justify="right", no_wrap=True, min_width=need[i])
+                t.add_column(Text(c, overflow="fold"), justify="right", no_wrap=True, width=w)
             else:
                 t.add_column(Text(c, overflow="fold"), justify="left" if is_left else "right", overflow="fold",
-                             min_width=need[i])
+                             width=w)
         for r in cells:
             t.add_row(*(r[i] for i in idx))
         tables.append(t)
     return tables
+
+
+def _widths(idx: list[int], numeric: list[bool], need: list[int], natural: list[int], total: int) -> list[int]:
+    """Each column's width: numbers their full width; text columns share what is left, each at
+    least its ``need``, the space going to the one furthest from its natural width first."""
+    w = {i: (max(need[i], natural[i]) if numeric[i] else need[i]) for i in idx}
+    extra = total - (3 * len(idx) + 1) - sum(w.values())
+    while extra > 0:
+        short = [i for i in idx if not numeric[i] and w[i] < natural[i]]
+        if not short:
+            break
+        i = max(short, key=lambda j: (natural[j] - w[j], -j))
+        w[i] += 1
+        extra -= 1
+    return [w[i] for i in idx]
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *,

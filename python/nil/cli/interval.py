@@ -259,6 +259,47 @@ def _check_plot_dir(path: str) -> None:
                             "is a file, not a directory")
 
 
+def _per_layer(metric: str) -> bool:
+    """A per-layer column (``agop_aofe_ratio_L3``): defined only for shapes that deep."""
+    import re
+
+    return re.search(r"_L\d+$", metric) is not None
+
+
+def _in_short(con: Any, fit: Any) -> None:
+    """One paragraph in words: where the loss-optimal shape is, and how sure that is."""
+    iv = fit.smooth_interval
+    parts = []
+    stars = []
+    for b in fit.budgets:
+        s = b.smooth
+        if s.status == "interior":
+            stars.append(f"{_g(s.ratio_star)} at {_n(b.budget)} ({fit.ci:.0%} set {_band(s.set_lo, s.set_hi)})")
+        elif s.status.startswith("censored"):
+            side = "≤" if s.status == "censored_low" else "≥"
+            bound = s.set_hi if side == "≤" else s.set_lo
+            stars.append(f"{side} {_g(bound)} at {_n(b.budget)} (at the edge of the swept ratios)")
+    if stars:
+        parts.append("the loss is lowest at depth/width R* ≈ " + ", ".join(stars))
+    n = len(iv.budgets)
+    every = "both" if n == 2 else f"all {n}"
+    fitted = [b for b in fit.budgets if b.smooth.status != "no_fit"]
+    if not fitted:
+        parts.append("no budget has enough shapes for nil's fit (the notes above say why); sweep more depths")
+    elif iv.empty:
+        parts.append(f"the fitted bands of the {n} budgets do not overlap: no one interval of R suits them all")
+    else:
+        text = (f"the fitted loss is within {fit.eps:.0%} of its minimum for every R in "
+                f"{_band(iv.lo, iv.hi, iv.lo_at_bound, iv.hi_at_bound)} at {every} budgets")
+        if math.isfinite(iv.lo_ci.defined) and math.isfinite(iv.lo_ci.lo):
+            text += f" ({fit.ci:.0%} CI of its edges: lo {_ci(iv.lo_ci)}, hi {_ci(iv.hi_ci)})"
+        if fit.interval.empty:
+            text += "; the reference's span bands alone do not overlap"
+        parts.append(text)
+    if parts:
+        con.print("In short: " + "; ".join(parts) + ".", markup=False, highlight=False)
+
+
 def _estimable(c: Any) -> bool:
     return c.n >= 4 and math.isfinite(c.spearman) and math.isfinite(c.pearson)
 
@@ -281,12 +322,15 @@ def run(args: argparse.Namespace) -> int:
             frontier_x=args.frontier_x, ci=args.ci, permutations=args.permutations, huber=not args.no_huber,
             correlation="reference" if args.reference_correlations else "nil",
         )
+    figures = []
     if args.plot:
         from ..interval.plots import write_plots
 
         cols = resolve_columns(args.runs, args.budget_col, args.ratio_col, args.loss_col, args.metrics, args.frontier_x)
-        for path in write_plots(fit, cols, args.plot):
-            err.print(f"wrote {path}")
+        figures = write_plots(fit, cols, args.plot)
+        if args.json or args.csv:
+            for path in figures:
+                err.print(f"wrote {path}", markup=False, highlight=False)
     if args.json:
         print_json(fit.to_dict())
         return 0
@@ -305,23 +349,43 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r["notes"]:
             con.print(f"  {r['budget']}: {r['notes']}", markup=False)
-    _print(con, "Across budgets", ["statistic", "value"], [{"statistic": k, "value": v} for k, v in _across(fit)],
+    across = _across(fit)
+    unfit = [k for k, v in across if v.startswith(("not estimable", "not fitted"))]
+    if not args.all_metrics:
+        across = [(k, v) for k, v in across if k not in unfit]
+    _print(con, "Across budgets", ["statistic", "value"], [{"statistic": k, "value": v} for k, v in across],
            left=("statistic", "value"))
-    shown = [c for c in fit.correlations if args.all_metrics or _estimable(c)]
+    named = set(args.metrics or ()) | set(args.frontier_x or ())
+    shown = [c for c in fit.correlations
+             if args.all_metrics or (_estimable(c) and (c.metric in named or not _per_layer(c.metric)))]
     if shown:
         crow = [{"metric": c.metric, "budget": _n(c.budget), "n": str(c.n),
                  "spearman ρ": f"{_r(c.spearman)} {_ci(c.spearman_ci, _r)}", "p": _g(c.spearman_p, 2),
                  "pearson r": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in shown]
         _print(con, f"Metric vs loss across the shapes of a budget (seed means; {fit.ci:.0%} pairs-bootstrap CI, "
                "permutation p)", list(crow[0]), crow, left=("metric",))
-    hidden = len(fit.correlations) - len(shown)
-    partial = [c for c in fit.partial_correlations if args.all_metrics or (c.n >= 4 and math.isfinite(c.spearman))]
+    hidden = len([c for c in fit.correlations if not _estimable(c)]) if not args.all_metrics else 0
+    layered = sorted({c.metric for c in fit.correlations if c not in shown and _estimable(c)})
+    partial = [c for c in fit.partial_correlations if args.all_metrics or (
+        c.n >= 4 and math.isfinite(c.spearman) and (c.metric in named or not _per_layer(c.metric)))]
     if partial:
         prow = [{"metric": c.metric, "n": str(c.n), "partial spearman": _r(c.spearman), "p": _g(c.spearman_p, 2),
                  "partial pearson": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in partial]
         _print(con, "Metric vs loss over all budgets, controlling for ln N", list(prow[0]), prow, left=("metric",))
+    left_out = []
+    if unfit and not args.all_metrics:
+        left_out.append(f"{len(unfit)} cross-budget laws that need more budgets ("
+                        + ", ".join(k.split(":")[0] if ":" in k else " ".join(k.split()[:2]) for k in unfit) + ")")
     if hidden:
-        con.print(f"({hidden} correlations not estimable (fewer than 4 shapes or a constant metric) are hidden; "
-                  "--all-metrics shows them)", markup=False)
+        left_out.append(f"{hidden} correlations not estimable (fewer than 4 shapes or a constant metric)")
+    if layered:
+        left_out.append(f"the per-layer columns of {len(layered)} metrics ({layered[0]}, …; their means are shown)")
+    if left_out:
+        con.print(f"(hidden: {'; '.join(left_out)}; --all-metrics shows them)", markup=False)
+    _in_short(con, fit)
+    if figures:
+        first = figures[0]
+        con.print(f"figures: {', '.join(p.name for p in figures)} in {first.parent}; open {first} first (loss "
+                  "against depth/width per budget, with nil's fit and band)", markup=False, highlight=False)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0
