@@ -765,7 +765,9 @@ _GRID_KEYS = ("budget", "depth", "width", "active_params", "pad_params", "seed")
 
 def _common(config: Mapping[str, Any]) -> dict[str, Any]:
     """A run's configuration without its place in the grid, as plain JSON data."""
-    return json.loads(json.dumps({k: v for k, v in config.items() if k not in _GRID_KEYS}, sort_keys=True, default=str))
+    out: dict[str, Any] = json.loads(json.dumps({k: v for k, v in config.items() if k not in _GRID_KEYS},
+                                                sort_keys=True, default=str))
+    return out
 
 
 def _configuration(plan: SweepPlan, rule: str, width_options: Mapping[str, Any] | None) -> dict[str, Any] | None:

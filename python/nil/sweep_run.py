@@ -120,7 +120,7 @@ def capture_columns(model: torch.nn.Module, data: TaskData, options: dict[str, A
         ) from None
     closed = getattr(model, "closed_form_columns", None)
     if callable(closed):  # a model whose AGOPs have closed forms (the bottleneck toy): no probes needed
-        return dict(closed(data.test.x.to(device)))
+        return dict(closed(data, device))
     opts = dict(options)
     batch_size = int(opts.pop("batch_size", 64))
     symbolic = opts.pop("symbolic", None)  # players of the symbolic-interaction probe (nil.symbolic.probe)

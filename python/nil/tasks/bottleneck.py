@@ -62,9 +62,12 @@ def _stats_columns(prefix: str, m: torch.Tensor) -> dict[str, float]:
             ("aofe_ratio", "null_rotation", "weighted_mean_cos2", "participation_ratio", "effective_rank", "top_share")}
 
 
-def _closed_form_columns(model: BottleneckModel, x: torch.Tensor) -> dict[str, float]:
+def _closed_form_columns(model: BottleneckModel, data: TaskData, device: torch.device) -> dict[str, float]:
     """The run's metric columns on the test set from the closed forms: the reference's output
     AGOP (``agop_*``), the NFA input AGOP (``input_agop_*``) and WᵀW (``wtw_*``)."""
+    if not isinstance(data.test, TensorSplit):
+        raise TypeError(f"bottleneck: expected the test split as tensors, found {type(data.test).__name__}")
+    x = data.test.x.to(device)
     G = (model.W1.T @ model.W1).detach().double()
     return {**_stats_columns("agop", output_agop(model, x)), **_stats_columns("input_agop", input_agop(model, x)),
             **_stats_columns("wtw", G)}
