@@ -249,14 +249,14 @@ def _check_plot_dir(path: str) -> None:
     require("matplotlib", "--plot")
     p = os.path.abspath(path)
     if os.path.exists(p) and not os.path.isdir(p):
-        raise NilValueError(f"{path}: --plot expects a directory to write PNG figures into, found an existing "
-                            "file (remove it or pass another directory)")
+        raise NilValueError(f"{path}: is a file; --plot expected a directory to write PNG figures into (remove "
+                            "the file or pass another directory)")
     parent = os.path.dirname(p)
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
-        raise NilValueError(f"{path}: --plot expects a directory to write PNG figures into, but {parent} "
-                            "is a file, not a directory")
+        raise NilValueError(f"{path}: {parent} is a file; --plot expected a directory to write PNG figures "
+                            "into (or a path that can become one)")
 
 
 def _per_layer(metric: str) -> bool:
