@@ -16,7 +16,7 @@ from cli_helpers import one_line_error
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 FAST = ["--tokens", "32", "--seq-len", "16", "--probes", "1", "--project", "4", "--json"]
@@ -90,3 +90,17 @@ def test_a_tensor_pickle_as_pytorch_model_bin_still_loads(state, tmp_path):
     proc = _capture(d, tmp_path / "cap")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "cap" / "manifest.json").is_file()
+
+
+def test_capture_text_output_fits_100_columns(state, tmp_path):
+    """Issue 13: `nil capture --hf`'s report fits 100 columns and cuts no number."""
+    from rich.cells import cell_len
+
+    d = _checkpoint(state, tmp_path, "model.safetensors", lambda f, t: save_file(t, str(f), metadata={"format": "pt"}))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "100"}
+    proc = subprocess.run([sys.executable, "-m", "nil", "capture", "--hf", str(d), "--out", str(tmp_path / "cap"),
+                           *FAST[:-1]], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "Per-block input AGOP" in proc.stdout and "model.layers.1" in proc.stdout
+    assert max(cell_len(line) for line in lines) <= 100 and "…" not in proc.stdout
