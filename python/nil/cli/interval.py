@@ -60,7 +60,9 @@ def register(sub: Any) -> None:
                    help="per-budget Pearson/Spearman as the reference computed them (1e-12 denominator, "
                         "sort-order ranks) instead of nil's (NaN on zero variance, average ranks)")
     p.add_argument("--all-metrics", action="store_true",
-                   help="also list correlations that are not estimable (fewer than 4 shapes, constant metric)")
+                   help="also list what is hidden by default: correlations that are not estimable (fewer than 4 "
+                        "shapes, constant metric), per-layer metric columns (_L0, _L1, ...), and cross-budget laws "
+                        "that need more budgets")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the full result as JSON (NaN as null)")
     out.add_argument("--csv", action="store_true", help="print the per-budget table as CSV")
