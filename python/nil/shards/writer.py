@@ -4,7 +4,7 @@ The caller's thread only checks shapes and enqueues; a background thread convert
 dtype, buffers them into shards of about ``shard_bytes`` and
 writes each shard and then the manifest atomically (temporary file, fsync, rename) through the Rust
 core, which also computes each shard's blake3. A killed writer therefore leaves a valid capture
-(the shards listed in its manifest), and opening the same directory again resumes it after
+(the shards listed in its manifest), and opening the same directory again with ``resume=True`` resumes it after
 verifying its last shard.
 
 CUDA rows (``staging``, default 4 buffers): the caller's thread casts CUDA rows to the shard dtype
@@ -85,6 +85,15 @@ def _close_open_writers() -> None:
                   "complete shard)", file=sys.stderr, flush=True)
 
 
+def _held(manifest: Mapping[str, Any]) -> str:
+    """'N rows in M shards' of a manifest (rows per layer when the layers differ)."""
+    shards = manifest.get("shards") or []
+    rows = {layer["name"]: sum(int(s["rows"].get(layer["name"], 0)) for s in shards) for layer in manifest["layers"]}
+    counts = set(rows.values())
+    what = f"{counts.pop()} rows" if len(counts) == 1 else "rows " + ", ".join(f"{n}: {r}" for n, r in rows.items())
+    return f"{what} in {len(shards)} shard{'' if len(shards) == 1 else 's'}"
+
+
 class ShardWriter:
     """Writes a capture directory: ``manifest.json`` plus ``shards/NNNNNN.safetensors``.
 
@@ -102,8 +111,10 @@ class ShardWriter:
     ``staging``: host buffers of the staging ring (module docstring): None (default) stages CUDA
     rows through 4 pinned buffers and keeps CPU rows as given; a count ≥ 1 stages CPU tensors
     too (copied at ``write``, unpinned); 0 turns staging off.
-    Opening an existing capture resumes it (its layers, dtype and meta must agree) unless
-    ``resume=False``, which refuses to touch it.
+    An existing capture is never appended to silently: it is refused unless ``resume=True``,
+    which appends to it after checking that its layers, dtype and meta agree with the arguments
+    (``ShardError`` naming every difference otherwise) and says on stderr
+    ``resuming: N rows in M shards``.
     """
 
     def __init__(
@@ -115,7 +126,7 @@ class ShardWriter:
         *,
         shard_bytes: int = 128 << 20,
         queue_size: int = 8,
-        resume: bool = True,
+        resume: bool = False,
         staging: int | None = None,
     ) -> None:
         self.path = Path(path)
@@ -200,14 +211,19 @@ class ShardWriter:
     def _open_locked(self, wanted: dict[str, Any], resume: bool) -> dict[str, Any]:
         p = self.path
         if (p / "manifest.json").exists():
-            if not resume:
-                raise FileExistsError(f"{p}: already holds a capture; pass resume=True to append to it")
             stored: dict[str, Any] = json.loads(_core.manifest_read(str(p)))
             stored.setdefault("shards", [])  # absent means none, as the core reads it
+            held = _held(stored)
+            if not resume:
+                raise FileExistsError(
+                    f"{p}: expected a new capture directory, found an existing capture ({held}); pass "
+                    "resume=True to append to it, or write to a new directory"
+                )
             check_resume(str(p), stored, wanted)
             if stored["shards"]:
                 _core.shard_verify(str(p), len(stored["shards"]) - 1)
             self._remove_stale_temporaries()
+            print(f"nil: {p}: resuming: {held}", file=sys.stderr, flush=True)
             return stored
         others = [e.name for e in p.iterdir() if e.name not in ("shards", ".lock")]
         if others or any(True for _ in (p / "shards").iterdir()):
