@@ -283,7 +283,8 @@ class ShardWriter:
         by_device: dict[Any, dict[str, Any]] = {}
         for name, r in rows.items():
             r = r.detach()
-            by_device.setdefault(r.device, {})[name] = r.to(dtype=target) if r.is_cuda else r
+            # CUDA: a device copy in the shard dtype (as staging=0 makes), so the caller may reuse r.
+            by_device.setdefault(r.device, {})[name] = r.to(dtype=target, copy=True) if r.is_cuda else r
         if len(by_device) > 1:  # rows of one write on several GPUs: rare; one buffer per device
             raise NilValueError(f"{self.path}: one write holds rows on several devices {list(by_device)}; "
                                 "write each device's rows separately")
