@@ -113,3 +113,26 @@ def test_tolerance_holds_over_many_full_float32_blocks(tmp_path):
     got, _ = reduce_on_device(tmp_path / "c", device="cpu")
     assert got["a"].count == 20000
     assert _max_rel(got["a"].matrix(), want["a"].matrix()) < TOL
+
+
+def test_a_shard_truncated_after_its_check_is_an_error_not_a_crash(tmp_path, monkeypatch):
+    """Rows are read with pread, never a memory map: a shard cut short under the reader is a
+    FormatError naming the file (a mapped reader would die of SIGBUS)."""
+    import nil
+    from nil.errors import FormatError
+    from nil.shards import device_reduce as m
+
+    path = tmp_path / "cap"
+    with nil.ShardWriter(path, {"a": 8}, dtype="float32") as w:
+        w.write({"a": np.ones((64, 8), dtype=np.float32)})
+    shard = next((path / "shards").glob("*.safetensors"))
+    real = m._core.shard_verify
+
+    def verify_then_truncate(p: str, i: int) -> None:
+        real(p, i)
+        with open(shard, "r+b") as f:
+            f.truncate(shard.stat().st_size - 100)
+
+    monkeypatch.setattr(m._core, "shard_verify", verify_then_truncate)
+    with pytest.raises(FormatError, match=shard.name):
+        m.reduce_on_device(path, device="cpu")

@@ -124,8 +124,19 @@ def reduce_on_device(
     host = [torch.empty(cap, dtype=torch.uint8, pin_memory=cuda) for _ in range(buffers)]
     host_np = [h.numpy() for h in host]
     events: list[Any] = [None] * buffers
-    def fill(slot: int, b: _Block, mm: Any) -> None:  # runs on a reader thread (numpy drops the GIL)
-        np.copyto(host_np[slot][: b.nbytes], mm[b.start : b.start + b.nbytes])
+    fds: list[int] = []  # shard descriptors, closed at the end
+
+    def fill(slot: int, b: _Block, fd: int) -> None:  # runs on a reader thread (pread drops the GIL)
+        # read(2) into the buffer, not a memory map: a shard truncated under a mapped reader kills
+        # the process with SIGBUS; here it is a short read and an error naming the file.
+        view = memoryview(host_np[slot])[: b.nbytes]
+        done = 0
+        while done < b.nbytes:
+            n = os.preadv(fd, [view[done:]], b.start + done)
+            if n == 0:
+                raise FormatError(f"{p / b.file}: layer {b.layer}: the shard ended after {b.start + done} bytes "
+                                  f"while {b.start + b.nbytes} were expected (did it change during the reduction?)")
+            done += n
 
     def verify(i: int) -> None:  # the core hashes without the GIL
         _core.shard_verify(os.fspath(p), i)  # raises naming the shard when it does not match
@@ -136,9 +147,10 @@ def reduce_on_device(
             assert ahead is not None
             ahead.result()  # shard i verified before any of its rows count
             ahead = checker.submit(verify, i + 1) if i + 1 < len(shards) else None  # overlaps the reads
-            mm = np.memmap(p / s["file"], dtype=np.uint8, mode="r")  # kept alive by its blocks
+            fd = os.open(p / s["file"], os.O_RDONLY)
+            fds.append(fd)
             for b in _blocks(p, i, s["file"], dims, block_rows):
-                yield b, mm
+                yield b, fd
 
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -154,12 +166,12 @@ def reduce_on_device(
                 item = next(source, None)
                 if item is None:
                     return False
-                b, mm = item
+                b, fd = item
                 slot = next_slot
                 next_slot = (next_slot + 1) % buffers
                 if events[slot] is not None:
                     events[slot].synchronize()  # the device has its copy of this buffer's last block
-                inflight.append((b, slot, pool.submit(fill, slot, b, mm)))
+                inflight.append((b, slot, pool.submit(fill, slot, b, fd)))
                 return True
 
             while len(inflight) < buffers and submit():
@@ -193,6 +205,8 @@ def reduce_on_device(
                 submit()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
+        for fd in fds:
+            os.close(fd)
     out = {}
     for name in dims:
         bad_rows = int(skipped[name].item())
