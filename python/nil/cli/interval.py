@@ -276,7 +276,8 @@ def _in_short(con: Any, fit: Any) -> None:
     for b in fit.budgets:
         s = b.smooth
         if s.status == "interior":
-            stars.append(f"{_g(s.ratio_star)} at {_n(b.budget)} ({fit.ci:.0%} set {_band(s.set_lo, s.set_hi)})")
+            stars.append(f"{_g(s.ratio_star)} at {_n(b.budget)} "
+                         f"({fit.ci:.0%} set {_band(s.set_lo, s.set_hi, s.set_lo_at_bound, s.set_hi_at_bound)})")
         elif s.status.startswith("censored"):
             side = "≤" if s.status == "censored_low" else "≥"
             bound = s.set_hi if side == "≤" else s.set_lo
