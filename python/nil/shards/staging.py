@@ -85,6 +85,8 @@ class RowStager:
         if int(slots) < 1:
             raise ValueError(f"RowStager: slots must be positive, found {slots}")
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:  # "cuda" is the current device,
+            self.device = torch.device("cuda", torch.cuda.current_device())  # as tensors name it
         self.cuda = self.device.type == "cuda"
         self.slots = int(slots)
         self._buffers: list[Any] = [None] * self.slots
