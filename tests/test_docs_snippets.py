@@ -130,3 +130,14 @@ def test_examples_run(doc, tmp_path):
         assert proc.returncode == 0, f"{b.where} exited {proc.returncode}:\n{b.code}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
         ran += 1
     assert ran > 0
+
+
+def test_relative_links_resolve():
+    """Every relative link of README.md and docs/*.md names a file a user has (no design notes
+    outside the repository)."""
+    for p in DOCS:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", p.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+://", target):
+                continue
+            assert (p.parent / target).exists(), f"{p.relative_to(REPO)}: link to {target}, which does not exist"
+        assert "shared/design" not in p.read_text(encoding="utf-8"), p
