@@ -14,11 +14,14 @@ export NIL_TEST_RAY ?= 1
 .PHONY: demo test test-random build venv rust-test stubtest pytest lint fmt bench clean
 
 # The main job: a small CPU sweep at two budgets (teacher-student MLP, 6 depths x 2 seeds, with
-# capture), then the efficient-interval fit on its runs table. Re-running resumes finished runs.
+# capture), then the efficient-interval fit on its runs table, its correlations shown for three
+# summary metrics (every metric: drop --metrics), ending with a sentence and the figure to open.
+# Re-running resumes finished runs.
 DEMO_OUT ?= demo-sweep
 demo: build
 	$(PY) -m nil sweep --preset demo --out $(DEMO_OUT)
-	$(PY) -m nil interval $(DEMO_OUT)/runs.parquet --bootstrap 1000 --plot $(DEMO_OUT)/plots
+	$(PY) -m nil interval $(DEMO_OUT)/runs.parquet --bootstrap 1000 --plot $(DEMO_OUT)/plots \
+		--metrics agop_aofe_ratio_mean out_aofe_ratio wtw_lin_aofe_ratio_mean
 
 test: build rust-test stubtest pytest
 

@@ -11,11 +11,18 @@ Cases (sizes in parentheses are the full run; ``--smoke`` shrinks everything to 
 - ``gpt2``: per-layer input AGOP of all 12 blocks of a GPT-2-small-shaped model (d_model 768,
   head_dim 64, vocabulary 50,257, 64 × 1,024 tokens, 8 probes): seconds per probe against one
   forward+backward training step on the same batch (same dtype and micro-batches), and the extra
-  time of streaming rows to disk (nil.shards.ShardWriter when importable, else a numpy-memmap sink
-  with a background writer thread; the summary says which).
+  time of streaming rows to disk (issue 14), side by side in one run at ``--sink-stride``: the
+  capture alone, the capture streaming to ``nil.shards.ShardWriter`` (staged through pinned host
+  buffers, the default), to ``ShardWriter(staging=0)`` (the earlier path: a pageable ``.cpu()`` in
+  the writer thread) and to a numpy-memmap sink with a background thread (no checksum, no fsync).
+  Each repeat times the four in turn (medians reported); every sink is timed until its last row is
+  on disk (the writer closed).
 
 Usage: ``python benches/bench_capture_gpu.py [--cases 1m,10m,gpt2] [--out result.json]``;
-``--smoke`` for the tiny CPU version. Prints one JSON summary.
+``--smoke`` (or ``--quick``) for the tiny CPU version. Prints the JSON summary, or with ``--out``
+writes it there and prints one summary line. The issue-14 streaming case alone, on a GPU:
+``python benches/bench_capture_gpu.py --cases gpt2 --out capture_sink.json`` (about 30-60 s on an
+H100/H200: model built locally from its shape, no hub access).
 """
 
 from __future__ import annotations
@@ -198,21 +205,25 @@ class MemmapSink:
         self.close()
 
 
-def _sink(directory: Path, names: list[str], d: int, rows: int, kind: str) -> tuple[Any, str]:
-    if kind == "memmap":
-        return MemmapSink(directory, {n: (rows, d) for n in names}), "numpy memmap, background thread (float16)"
-    try:
-        from nil.shards import ShardWriter  # type: ignore[attr-defined]
+SINKS = {
+    "shards": "nil.shards.ShardWriter, float16, default staging (4 pinned buffers for CUDA rows)",
+    "shards-unstaged": "nil.shards.ShardWriter(staging=0), float16: device copy + pageable .cpu() in its thread",
+    "memmap": "numpy memmap, pinned buffer per write, background thread (float16; no checksum, no fsync)",
+}
 
-        return ShardWriter(directory, layers=dict.fromkeys(names, d), dtype="float16",
-                           meta={"bench": "capture"}), "nil.shards.ShardWriter (float16)"
-    except (ImportError, TypeError):  # not merged yet, or another signature
-        return MemmapSink(directory, {n: (rows, d) for n in names}), "numpy memmap, background thread (float16)"
+
+def _sink(directory: Path, names: list[str], d: int, rows: int, kind: str) -> Any:
+    if kind == "memmap":
+        return MemmapSink(directory, {n: (rows, d) for n in names})
+    from nil.shards import ShardWriter
+
+    return ShardWriter(directory, layers=dict.fromkeys(names, d), dtype="float16", meta={"bench": "capture"},
+                       staging=0 if kind == "shards-unstaged" else None)
 
 
 def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, ctx: int, batch: int,
               probes: int, micro_batch: int, dtype: torch.dtype, sink_stride: int, sink_dir: Path,
-              repeats: int, sink_kind: str = "auto") -> dict[str, Any]:
+              repeats: int, sinks: tuple[str, ...] = tuple(SINKS)) -> dict[str, Any]:
     torch.manual_seed(0)
     model = ByteGPT(depth, d, head_dim=head_dim, attention="sdpa", vocab=vocab, ctx=ctx).to(dev, dtype)
     g = torch.Generator().manual_seed(1)
@@ -243,29 +254,44 @@ def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, 
                            "capture_peak_gib": _gib(peak) if dev.type == "cuda" else None, "capture_s_per_probe": cap_s / probes,
                            "per_probe_over_train_step": cap_s / probes / step,
                            "rows_per_layer": out[names[0]].count}
-    base_s = statistics.median(_timed(dev, lambda: capture(sink_stride))[0] for _ in range(repeats))
     rows = probes * batch * math.ceil(ctx / sink_stride)
+    times: dict[str, list[float]] = {k: [] for k in ("none", *sinks)}
+    written: dict[str, int] = {}
     with tempfile.TemporaryDirectory(dir=sink_dir) as tmp:
-        kind = ""
 
-        def with_sink() -> None:  # timed until every row is on disk (the writer is closed)
-            nonlocal kind
-            sink, kind = _sink(Path(tmp) / f"run{len(os.listdir(tmp))}", names, d, rows, sink_kind)
-            with sink:
+        def with_sink(kind: str, where: Path) -> None:  # timed until every row is on disk (writer closed)
+            with _sink(where, names, d, rows, kind) as sink:
                 capture(sink_stride, sink)
 
-        sink_s = statistics.median(_timed(dev, with_sink)[0] for _ in range(repeats))
-        written = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
-        res.update(sink=kind, sink_token_stride=sink_stride, capture_stride_s=base_s,
-                   capture_stride_sink_s=sink_s, sink_overhead=sink_s / base_s - 1.0,
-                   sink_bytes_all_runs=written)
+        for r in range(repeats + 1):  # run 0 warms each sink up (pinned buffers, threads) untimed
+            secs = _timed(dev, lambda: capture(sink_stride))[0]
+            if r:
+                times["none"].append(secs)
+            for kind in sinks:
+                where = Path(tmp) / f"{kind}-{r}"
+                secs = _timed(dev, lambda: with_sink(kind, where))[0]
+                if r:
+                    times[kind].append(secs)
+                written.setdefault(kind, sum(f.stat().st_size for f in where.rglob("*") if f.is_file()))
+                for f in sorted(where.rglob("*"), reverse=True):  # free the disk and page cache now
+                    f.rmdir() if f.is_dir() else f.unlink()
+                where.rmdir()
+    base_s = statistics.median(times["none"])
+    res.update(sink_token_stride=sink_stride, capture_stride_s=base_s, sink_rows_per_layer=rows,
+               sink_bytes_per_capture=written, sinks={k: SINKS[k] for k in sinks})
+    for kind in sinks:
+        secs = statistics.median(times[kind])
+        res[f"sink_{kind}_s"] = secs
+        res[f"sink_{kind}_overhead"] = secs / base_s - 1.0
+        res[f"sink_{kind}_gb_per_s"] = written[kind] / secs / 1e9
+    res["sink_times_s"] = times
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="nil capture vs the reference estimator (issue 4)")
     ap.add_argument("--cases", default="1m,10m,gpt2", help="comma-separated subset of 1m,10m,gpt2")
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, runs on a CPU in seconds")
+    ap.add_argument("--smoke", "--quick", action="store_true", help="tiny sizes, runs on a CPU in seconds")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batches", type=int, default=4, help="batches of the 1m/10m cases")
     ap.add_argument("--windows", type=int, default=128, help="windows per batch of the 1m/10m cases")
@@ -278,13 +304,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="depth,d_model,head_dim,vocab,ctx,sequences,probes of the gpt2 case")
     ap.add_argument("--sink-stride", type=int, default=16, help="token stride of the sink comparison")
     ap.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where the sink writes (deleted after)")
-    ap.add_argument("--sink-kind", default="auto", choices=["auto", "memmap"],
-                    help="auto: nil.shards.ShardWriter when importable; memmap: the harness's plain memmap sink")
+    ap.add_argument("--sinks", default=",".join(SINKS),
+                    help=f"comma-separated sinks of the gpt2 streaming comparison, of {','.join(SINKS)}")
     ap.add_argument("--skip-reference-10m", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", help="also write the JSON summary here")
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
+    sinks = tuple(k.strip() for k in a.sinks.split(",") if k.strip())
+    if unknown := [k for k in sinks if k not in SINKS]:
+        ap.error(f"--sinks: unknown {unknown}; choose from {list(SINKS)}")
+    t_start = time.perf_counter()
     cases = [c.strip() for c in a.cases.split(",") if c.strip()]
     summary: dict[str, Any] = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
@@ -308,12 +338,28 @@ def main(argv: list[str] | None = None) -> int:
                                     2 if s else a.micro_batch_gpt2,
                                     torch.float32 if s else getattr(torch, a.gpt2_dtype),
                                     4 if s else a.sink_stride, Path(a.sink_dir), 1 if s else a.repeats,
-                                    a.sink_kind)
+                                    sinks)
+    summary["wall_s"] = time.perf_counter() - t_start
     text = json.dumps(summary, indent=2, default=str)
-    print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
+        print(_summary_line(summary))
+    else:
+        print(text)
     return 0
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    parts = [f"capture bench on {summary['device']}, {summary['wall_s']:.0f} s:"]
+    for case in ("1m", "10m"):
+        if case in summary and isinstance(summary[case].get("speedup_vs_reference"), float):
+            parts.append(f"{case} {summary[case]['speedup_vs_reference']:.1f}x the reference;")
+    g = summary.get("gpt2")
+    if g:
+        parts.append(f"gpt2 {g['per_probe_over_train_step']:.2f} train steps per probe; streaming at stride "
+                     f"{g['sink_token_stride']} over {g['capture_stride_s']:.3f} s alone:")
+        parts.append(", ".join(f"{k} {100 * g[f'sink_{k}_overhead']:+.0f} %" for k in g["sinks"]))
+    return " ".join(parts)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 # Runs nil's GPU benchmarks on a machine without network access: installs the carried wheel of nil
 # and its small dependencies (built and downloaded beside the checkout into .device/), then runs each
 # benchmark and writes its JSON summary to $OUT (default ./gpu-out).
-#   bash benches/gpu_suite.sh [capture] [train] [memory] [tests] [pack] [repro] [symbolic]
+#   bash benches/gpu_suite.sh [capture] [train] [memory] [tests] [pack] [repro] [symbolic] [sink] [analyze]
+# sink: the issue-14 streaming case alone (GPT-2-small capture alone vs streaming to ShardWriter,
+# staged and staging=0, vs a memmap sink; ~1 min). analyze: `nil analyze` cpu vs cuda on a 2 GB
+# float16 capture under /tmp, against disk and page-cache reads (ANALYZE_GB overrides the size).
 # repro: one time-limited chunk of the issue-17 reproduction sweep (byte-level gpt, nine budgets,
 # twelve depths, METHOD 4.4 protocol) in $REPRO_DIR (default repro/ntp, carried in and out between
 # calls); REPRO_SECONDS (default 420) bounds its training, REPRO_SEEDS (default 1) and
@@ -32,7 +35,9 @@ for c in $cases; do
     memory) python3 benches/bench_superposition_memory.py > "$OUT/memory.json" 2> "$OUT/memory.log" ;;
     scaling) python3 benches/bench_scaling.py --gb 4 --threads 1,2,4,8,16 --ray-cpus "" --dir /tmp --json "$OUT/scaling.json" > "$OUT/scaling.log" 2>&1 ;;
     disk) { dd if=/dev/zero of=/tmp/nil-dd bs=1M count=2048 conv=fsync 2>&1 | tail -1; rm -f /tmp/nil-dd; } > "$OUT/disk.txt" ;;
-    tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py tests/test_pack_cuda.py -m gpu > "$OUT/tests.log" 2>&1 ;;
+    tests) python3 -m pytest -q -p no:cacheprovider tests/test_capture_cuda.py tests/test_shards_roundtrip.py tests/test_pack_cuda.py tests/test_shards_device_reduce.py -m gpu > "$OUT/tests.log" 2>&1 ;;
+    sink) python3 benches/bench_capture_gpu.py --cases gpt2 --out "$OUT/capture_sink.json" > "$OUT/capture_sink.log" 2>&1; tail -1 "$OUT/capture_sink.log" ;;
+    analyze) python3 benches/bench_analyze_gpu.py --gb "${ANALYZE_GB:-2}" --dir /tmp --out "$OUT/analyze.json" > "$OUT/analyze.log" 2>&1; tail -1 "$OUT/analyze.log" ;;
     pack) python3 benches/bench_pack_gpu.py --out "$OUT/pack.json" > "$OUT/pack.log" 2>&1 ;;
     symbolic) python3 benches/bench_symbolic.py --only forwards --device cuda --out "$OUT/symbolic.json" > "$OUT/symbolic.log" 2>&1 ;;
     repro)
@@ -45,7 +50,7 @@ for c in $cases; do
       fi
       PYTHONUNBUFFERED=1 python3 -m nil sweep --family gpt --task bytes --budgets 0.3M,0.6M,1M,1.3M,1.6M,2M,2.3M,2.7M,3M \
         --depths 1,2,3,4,5,6,8,10,12,16,20,24 --seeds "${REPRO_SEEDS:-1}" --data-ratio 60 --train-preset reference-ntp \
-        --precision "${REPRO_PRECISION:-bf16}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$R" --time-limit "${REPRO_SECONDS:-420}" \
+        --precision "${REPRO_PRECISION:-bf16}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$R" --time-limit "${REPRO_SECONDS:-420}" ${REPRO_RUNS_PER_GPU:+--runs-per-gpu $REPRO_RUNS_PER_GPU} \
         --no-progress > "$OUT/repro.log" 2>&1
       cp "$R/runs.parquet" "$R/sweep.json" "$OUT/" 2>/dev/null ;;
   esac

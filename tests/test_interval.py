@@ -586,6 +586,20 @@ def test_cli_error_names_the_file_and_columns(run_cli, tmp_path):
     assert str(path) in p.stderr and "no loss column" in p.stderr
 
 
+def test_cli_plot_onto_a_file_fails_before_the_fit(run_cli, tmp_path):
+    from cli_helpers import one_line_error
+
+    target = tmp_path / "plots"
+    target.write_text("not a directory")
+    bad = tmp_path / "bad.csv"  # the fit of this table would fail: the plot check must come first
+    bad.write_text("target_n,depth,d_model\n1000000,2,64\n")
+    line = one_line_error(run_cli("interval", str(bad), "--plot", str(target)), str(target), "directory", "file")
+    assert "no loss column" not in line
+    assert target.read_text() == "not a directory"
+    inner = target / "sub"  # a directory below a file
+    one_line_error(run_cli("interval", str(bad), "--plot", str(inner)), str(target), "is a file")
+
+
 def test_joint_law_matches_scipy_least_squares():
     import scipy.optimize
 

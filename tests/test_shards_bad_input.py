@@ -234,7 +234,7 @@ def test_writer_killed_mid_write_leaves_a_valid_resumable_capture(tmp_path):
         np.testing.assert_allclose(rec[k].accumulator.matrix(), agop(stored(rows[k], "float16")), rtol=1e-12)
     # Resume: the writer verifies the last shard, cleans the dead writer's temporaries and appends.
     extra = np.random.default_rng(99).standard_normal((5, 16))
-    with nil.ShardWriter(path, {"a": 16, "b": 8}, shard_bytes=3000) as w:
+    with nil.ShardWriter(path, {"a": 16, "b": 8}, shard_bytes=3000, resume=True) as w:
         w.write({"a": extra})
     after = nil.verify(path)
     assert after.ok and after.notes == [] and after.rows["a"] == n + 5
@@ -247,7 +247,7 @@ def test_resume_refuses_a_corrupt_last_shard(capture):
     f.write_bytes(f.read_bytes()[:-1])
     before = snapshot(path)
     with pytest.raises(nil.FormatError, match="000002.safetensors"):
-        nil.ShardWriter(path, {"blocks.0": 8, "blocks.1": 4}, meta={"family": "mlp"})
+        nil.ShardWriter(path, {"blocks.0": 8, "blocks.1": 4}, meta={"family": "mlp"}, resume=True)
     assert snapshot(path) == before
 
 
@@ -284,7 +284,7 @@ import numpy as np, nil
 if os.geteuid() == 0:  # root ignores permissions: drop to nobody after the imports
     os.setgid(65534); os.setuid(65534)
 try:
-    nil.ShardWriter({path!r}, {{"a": 4}}, meta={{"family": "mlp"}})
+    nil.ShardWriter({path!r}, {{"a": 4}}, meta={{"family": "mlp"}}, resume=True)
 except PermissionError as e:
     print("PermissionError:", e)
     sys.exit(3)
@@ -316,7 +316,7 @@ def test_leftovers_of_a_writer_killed_between_shard_and_manifest(capture):
     assert any("000003.safetensors" in n for n in report.notes)
     rec = {r.layer: r for r in nil.analyze(path, precision="exact")}
     np.testing.assert_allclose(rec["blocks.1"].accumulator.matrix(), agop(stored(rows["blocks.1"], "float16")), rtol=1e-12)
-    with nil.ShardWriter(path, {"blocks.0": 8, "blocks.1": 4}, meta={"family": "mlp"}) as w:
+    with nil.ShardWriter(path, {"blocks.0": 8, "blocks.1": 4}, meta={"family": "mlp"}, resume=True) as w:
         w.write({"blocks.0": np.ones((2, 8)), "blocks.1": np.ones((2, 4))})
     after = nil.verify(path)
     assert after.ok and after.notes == [] and after.shards == 4 and after.rows["blocks.0"] == 62
@@ -523,7 +523,7 @@ def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path):
         a.kill()
     report = nil.verify(path)
     assert report.ok and report.rows == {"a": 5}
-    with nil.ShardWriter(path, {"a": 4}) as w:  # released once A is done
+    with nil.ShardWriter(path, {"a": 4}, resume=True) as w:  # released once A is done
         w.write({"a": np.ones((1, 4))})
     assert nil.verify(path).rows == {"a": 6}
 

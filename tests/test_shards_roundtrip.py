@@ -96,7 +96,7 @@ def test_resume_appends_after_verifying(tmp_path):
     p = tmp_path / "r"
     make_capture(p, {"a": x[:40]}, shard_bytes=100)
     before = len(manifest(p)["shards"])
-    with nil.ShardWriter(p, {"a": 5}, meta={"family": "mlp"}, shard_bytes=100) as w:
+    with nil.ShardWriter(p, {"a": 5}, meta={"family": "mlp"}, shard_bytes=100, resume=True) as w:
         assert w.rows == {"a": 40}
         w.write({"a": x[40:]})
     assert len(manifest(p)["shards"]) > before
@@ -119,10 +119,55 @@ def test_resume_refuses_a_different_capture(tmp_path, kwargs, match):
     before = (p / "manifest.json").read_bytes()
     args = {"layers": {"a": 5}, "dtype": "float16", "meta": {"family": "mlp"}} | kwargs
     with pytest.raises(nil.ShardError, match=match):
-        nil.ShardWriter(p, args.pop("layers"), **args)
+        nil.ShardWriter(p, args.pop("layers"), **args, resume=True)
     assert (p / "manifest.json").read_bytes() == before
     with pytest.raises(FileExistsError):
         nil.ShardWriter(p, {"a": 5}, resume=False)
+
+
+def test_rerunning_a_writer_script_refuses_instead_of_doubling_the_rows(tmp_path, capsys):
+    """Issue 13: a script re-run on its capture once appended silently (8,000 rows became 16,000)."""
+    p = tmp_path / "r"
+    x = np.random.default_rng(3).standard_normal((80, 5))
+    for _ in range(2):
+        try:
+            with nil.ShardWriter(p, {"a": 5}, meta={"family": "mlp"}, shard_bytes=200) as w:
+                for part in np.array_split(x, 4):
+                    w.write({"a": part})
+        except FileExistsError as e:
+            msg = str(e)
+    assert nil.verify(p).rows == {"a": 80}
+    shards = len(manifest(p)["shards"])
+    assert shards > 1
+    assert str(p) in msg and "existing capture (80 rows in" in msg and "resume=True" in msg
+    capsys.readouterr()
+    with nil.ShardWriter(p, {"a": 5}, meta={"family": "mlp"}, shard_bytes=200, resume=True) as w:
+        assert w.rows == {"a": 80}
+        w.write({"a": x[:10]})
+    assert f"resuming: 80 rows in {shards} shards" in capsys.readouterr().err
+    assert nil.verify(p).rows == {"a": 90}
+
+
+def test_resume_on_a_new_directory_starts_it_silently(tmp_path, capsys):
+    with nil.ShardWriter(tmp_path / "new", {"a": 2}, resume=True) as w:
+        w.write({"a": np.ones((3, 2))})
+    assert "resuming" not in capsys.readouterr().err
+    assert nil.verify(tmp_path / "new").rows == {"a": 3}
+
+
+def test_resume_names_every_difference(tmp_path):
+    p = tmp_path / "r"
+    make_capture(p, {"a": np.ones((4, 5))}, meta={"family": "mlp", "depth": 2})
+    with pytest.raises(nil.ShardError) as e:
+        nil.ShardWriter(p, {"a": 5}, dtype="float32", meta={"family": "gpt", "depth": 3, "run": "b"}, resume=True)
+    msg = str(e.value)
+    assert str(p) in msg
+    for part in ("dtype float32 given, the capture holds float16", "model.family = 'gpt' given, the capture records 'mlp'",
+                 "model.depth = 3 given, the capture records 2", "extra.run = 'b' given, the capture records no value"):
+        assert part in msg, (part, msg)
+    # meta the resuming writer does not give is no difference
+    with nil.ShardWriter(p, {"a": 5}, resume=True) as w:
+        assert w.manifest["model"]["family"] == "mlp"
 
 
 def test_writer_rejects_bad_rows_naming_the_layer(tmp_path):

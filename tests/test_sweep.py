@@ -85,8 +85,28 @@ def test_runs_are_deterministic_and_new_settings_are_new_runs(tmp_path):
     a = _sweep(tmp_path / "a", budgets=[2000], depths=[2], seeds=1)
     b = _sweep(tmp_path / "b", budgets=[2000], depths=[2], seeds=1)
     assert a.loc[0, "test_loss"] == b.loc[0, "test_loss"] and a.loc[0, "config_hash"] == b.loc[0, "config_hash"]
-    c = _sweep(tmp_path / "a", budgets=[2000], depths=[2], seeds=1, train=FAST.replace(lr=1e-3))
+    c = _sweep(tmp_path / "a", budgets=[2000], depths=[2], seeds=1, train=FAST.replace(lr=1e-3), append=True)
     assert len(c) == 2 and c["config_hash"].nunique() == 2
+
+
+def test_another_configuration_into_the_same_out_is_refused_naming_the_difference(tmp_path):
+    from nil.errors import NilValueError
+
+    first = _sweep(tmp_path, budgets=[2000], depths=[2], seeds=1)
+    before = (tmp_path / "runs.parquet").read_bytes()
+    with pytest.raises(NilValueError) as e:
+        _sweep(tmp_path, budgets=[2000], depths=[2], seeds=1, train=FAST.replace(lr=1e-3), data_ratio=3.0)
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "1 runs of another configuration" in msg and "--append" in msg
+    assert "train.lr = 0.001 given, 0.003 stored" in msg and "data_ratio = 3.0 given, 2.0 stored" in msg
+    with pytest.raises(NilValueError, match=r"width_options.min_width = 6 given, 4 stored"):
+        _sweep(tmp_path, budgets=[2000], depths=[2], seeds=1, width_options={**WIDTH, "min_width": 6})
+    assert (tmp_path / "runs.parquet").read_bytes() == before  # nothing was trained or written
+    # the same configuration resumes without a flag, and more budgets/depths/seeds extend it
+    again = _sweep(tmp_path, budgets=[2000], depths=[2], seeds=1)
+    pd.testing.assert_frame_equal(first, again)
+    more = _sweep(tmp_path, budgets=[2000], depths=[1, 2], seeds=1)
+    assert len(more) == 2
 
 
 def test_plan_lists_refused_shapes():
@@ -162,6 +182,14 @@ def test_cli_sweep_plan_json_and_resume(run_cli, tmp_path, capsys):
     before = (tmp_path / "runs.parquet").stat().st_mtime_ns
     text = run_cli(*args, check=True).stdout
     assert "Shape sweep" in text and (tmp_path / "runs.parquet").stat().st_mtime_ns == before
+    other = [*args[:args.index("--lr") + 1], "1e-3", *args[args.index("--lr") + 2:]]
+    other = [*other[:other.index("--budgets") + 1], "2k", *other[other.index("--budgets") + 2:]]
+    from cli_helpers import one_line_error
+
+    one_line_error(run_cli(*other), str(tmp_path), "train.lr = 0.001 given, 0.003 stored", "--append")
+    assert (tmp_path / "runs.parquet").stat().st_mtime_ns == before
+    out = json.loads(run_cli(*other, "--append", "--json", check=True).stdout)
+    assert out["runs"] == 6
     assert main(["sweep", "--family", "gpt", "--task", "digits", "--budgets", "1k", "--depths", "1",
                  "--out", str(tmp_path / "x")]) == 1
     assert "supports the model families" in capsys.readouterr().err
@@ -240,3 +268,24 @@ def test_a_killed_sweep_resumes_without_retraining_finished_runs(tmp_path):
     assert len(final) == 6 and final["config_hash"].is_unique
     kept = final.set_index("config_hash").loc[first["config_hash"], "finished_at"]
     assert list(kept) == list(first["finished_at"])  # finished runs were not retrained
+
+
+def test_cli_sweeps_the_bottleneck_toy(run_cli, tmp_path):
+    """`--task bottleneck` is reachable from the CLI (issue 13): the family defaults to the task's
+    own, the width is the bottleneck solved from the budget, the training set is data_size points,
+    and the metrics are the closed-form AGOPs."""
+    from cli_helpers import one_line_error
+    from nil.tasks.bottleneck import bottleneck_param_count
+
+    args = ["sweep", "--task", "bottleneck", "--budgets", "3k,5k", "--depths", "1", "--seeds", "1",
+            "--task-arg", "data_size=200", "--task-arg", "n_test=500", "--task-arg", "n_val=200", "--max-steps", "30",
+            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "bn")]
+    out = json.loads(run_cli(*args, "--json", check=True).stdout)
+    assert out["runs"] == 2
+    table = read_runs(tmp_path / "bn")
+    assert list(table["width"]) == [2, 4] and set(table["family"]) == {"bottleneck"}
+    assert list(table["active_params"]) == [bottleneck_param_count(1, w).total for w in (2, 4)] == [3000, 5000]
+    assert set(table["n_train_samples"]) == {200} and set(table["loss_kind"]) == {"recon"}
+    for col in ("agop_aofe_ratio", "input_agop_aofe_ratio", "wtw_aofe_ratio"):
+        assert table[col].between(0, 1).all(), col
+    one_line_error(run_cli(*args[:6], "1,2", *args[7:]), "expected depth 1, found 2")

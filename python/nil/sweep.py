@@ -10,7 +10,11 @@ writes ``OUT/runs/<run_id>/started.json``; when it finishes, ``result.json`` (th
 ``subsets.npz`` (the stored evaluation indices) are written atomically, then the table is rewritten
 atomically with the row appended. Re-running the same command skips every run whose hash is in the
 table, re-appends finished runs whose table write was interrupted, and redoes runs that started
-but never finished. Shapes the budget rule refuses (too much pad, no fitting width) are listed in
+but never finished. A table never mixes configurations silently: when OUT already holds runs whose
+configuration (everything but the budget, depth, width and seed: task, model, training, capture
+and width-solver settings) differs from this call's, the call is refused naming the differences,
+unless ``append=True`` (``--append``). More budgets, depths or seeds of the same configuration
+extend the sweep without it. Shapes the budget rule refuses (too much pad, no fitting width) are listed in
 ``OUT/sweep.json`` and skipped.
 
 Scheduling: one worker per visible GPU (worker processes, each pinned to one device), one
@@ -675,6 +679,7 @@ def sweep(
     cuda_graphs: bool | None = None,
     pack_memory: float = 0.85,
     time_limit: float | None = None,
+    append: bool = False,
 ) -> Any:
     """Runs (or resumes) a shape sweep and returns the full runs table as a pandas DataFrame
     (``table.attrs["outcome"]``: what this call did, as in ``OUT/sweep.json``).
@@ -688,7 +693,9 @@ def sweep(
     trainer. ``cuda_graphs``: replay packed steps as CUDA graphs (default on); ``pack_memory``:
     the share of GPU memory packed jobs may fill. ``time_limit``: seconds this call may train;
     runs that cannot finish are not started, runs still training at the limit are abandoned and
-    redone by the next call. See the module docstring for resuming and scheduling."""
+    redone by the next call. ``append``: add runs of another configuration to a table that holds
+    runs of a different one (refused otherwise). See the module docstring for resuming and
+    scheduling."""
     t_start, t_wall = _clock(), time.perf_counter()
     if time_limit is not None and time_limit <= 0:
         raise NilValueError(f"time_limit must be positive seconds, found {time_limit}")
@@ -704,6 +711,9 @@ def sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     rec = _Recorder(out_dir)
     recovered = rec.recover()
+    configuration = _configuration(plan, rule, width_options)
+    if not append:
+        _check_same_configuration(out_dir, rec, configuration)
     done = rec.done_hashes()
     todo = [s for s in plan.runs if s.config_hash() not in done]
     deadline = t_start + time_limit if time_limit is not None else None
@@ -713,7 +723,7 @@ def sweep(
         "family": family, "task": task, "budgets": list(budgets), "depths": list(depths),
         "seeds": _seed_list(seeds), "data_ratio": data_ratio, "task_options": dict(task_options or {}),
         "model_options": dict(model_options or {}), "rule": rule, "width_options": dict(width_options or {}),
-        "capture": cap, "runs": len(plan.runs), "already_done": outcome.already_done,
+        "capture": cap, "configuration": configuration, "runs": len(plan.runs), "already_done": outcome.already_done,
         "recovered_rows": recovered, "skipped_shapes": plan.skipped,
     }
     atomic_write_json(out_dir / "sweep.json", record)
@@ -747,6 +757,83 @@ def sweep(
     table = read_runs(rec.table)
     table.attrs["outcome"] = outcome.to_dict()
     return table
+
+
+#: RunSpec fields that place a run in the sweep's grid; every other field is its configuration.
+_GRID_KEYS = ("budget", "depth", "width", "active_params", "pad_params", "seed")
+
+
+def _common(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's configuration without its place in the grid, as plain JSON data."""
+    out: dict[str, Any] = json.loads(json.dumps({k: v for k, v in config.items() if k not in _GRID_KEYS},
+                                                sort_keys=True, default=str))
+    return out
+
+
+def _configuration(plan: SweepPlan, rule: str, width_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The configuration every run of ``plan`` shares, plus the width solver's options (they choose
+    the widths, so two settings put different shapes at one budget and depth); None without runs."""
+    if not plan.runs:
+        return None
+    return {**_common(plan.runs[0].config()), "width_rule": rule,
+            "width_options": json.loads(json.dumps(dict(width_options or {}), sort_keys=True))}
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _differences(stored: Mapping[str, Any], given: Mapping[str, Any], keys: Iterable[str] | None = None) -> list[str]:
+    a, b = _flat(stored), _flat(given)
+    names = sorted(set(a) | set(b)) if keys is None else sorted(keys)
+    return [f"{k} = {b.get(k, '(unset)')!r} given, {a.get(k, '(unset)')!r} stored" for k in names
+            if a.get(k, "(unset)") != b.get(k, "(unset)")]
+
+
+def _check_same_configuration(out: Path, rec: _Recorder, given: dict[str, Any] | None) -> None:
+    """Refuses (naming every difference) when OUT's table holds runs of another configuration than
+    ``given``: the runs' own configurations (config_json), and the width solver's options recorded
+    in OUT/sweep.json."""
+    table = read_runs(rec.table)
+    if given is None or table.empty:
+        return
+    width_keys = ("width_rule", "width_options")
+    run_part = {k: v for k, v in given.items() if k not in width_keys}
+    stored_runs: dict[str, dict[str, Any]] = {}
+    if "config_json" in table:
+        for text in table["config_json"].astype(str):
+            try:
+                c = _common(json.loads(text))
+            except ValueError:
+                continue
+            c.pop("width_rule", None)
+            stored_runs.setdefault(json.dumps(c, sort_keys=True), c)
+    run_part.pop("width_rule", None)
+    others = [c for c in stored_runs.values() if c != run_part]
+    diffs = _differences(others[0], run_part) if others else []
+    record = out / "sweep.json"
+    if not diffs and record.is_file():
+        try:
+            old = json.loads(record.read_text()).get("configuration")
+        except ValueError:
+            old = None
+        if isinstance(old, Mapping):
+            diffs = _differences(old, given, [k for k in _flat(given) if k.startswith(width_keys)]
+                                 + [k for k in _flat(old) if k.startswith(width_keys)])
+    if diffs:
+        n = len(stored_runs)
+        held = f"{len(table)} runs of {'another configuration' if n <= 1 else f'{n} configurations'}"
+        raise NilValueError(
+            f"{out}: holds {held}; this call's differs: {'; '.join(diffs[:8])}"
+            f"{f'; and {len(diffs) - 8} more' if len(diffs) > 8 else ''}. Mixing them in one runs table is "
+            "refused: pass --append (append=True) to add these runs anyway, or choose another --out"
+        )
 
 
 def summarize(table: Any, metrics: Iterable[str] = ()) -> list[dict[str, Any]]:

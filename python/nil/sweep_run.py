@@ -88,6 +88,9 @@ def task_data(task: Task, n_train_samples: int, device: torch.device | str) -> T
 def n_train_samples(task: Task, budget: int, data_ratio: float, rounding: str = "ceil") -> int:
     """Samples bought by the data budget D = data_ratio · budget supervised units: ⌈D/units⌉, or
     ⌊D/units⌋ with ``rounding="floor"`` (the reference's ⌊D/256⌋ windows)."""
+    fixed = getattr(task, "fixed_train_samples", None)
+    if fixed is not None:  # a task whose training set size is its own option (the bottleneck toy)
+        return int(fixed)
     d = data_ratio * budget / task.units_per_sample
     return max(1, math.floor(d) if rounding == "floor" else math.ceil(d))
 
@@ -115,6 +118,9 @@ def capture_columns(model: torch.nn.Module, data: TaskData, options: dict[str, A
             "capture was requested but nil.capture is not available in this installation "
             f"({e}); run with --no-capture or install a nil with the capture module"
         ) from None
+    closed = getattr(model, "closed_form_columns", None)
+    if callable(closed):  # a model whose AGOPs have closed forms (the bottleneck toy): no probes needed
+        return dict(closed(data, device))
     opts = dict(options)
     batch_size = int(opts.pop("batch_size", 64))
     symbolic = opts.pop("symbolic", None)  # players of the symbolic-interaction probe (nil.symbolic.probe)

@@ -5,6 +5,7 @@ device, split into micro-batches, fed to the model; and the model output y that 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +15,10 @@ from torch import nn
 from ..errors import NilValueError, ShapeError
 from .probes import Projector
 
-__all__ = ["Batch", "Positions", "as_batch", "call", "model_output", "select_output"]
+__all__ = ["CURRENT_MASK", "Batch", "Positions", "as_batch", "call", "model_output", "select_output"]
+
+#: The attention mask of the batch the model is being called on (set by ``call``; read by head.py).
+CURRENT_MASK: ContextVar[torch.Tensor | None] = ContextVar("nil_capture_mask", default=None)
 
 Positions = Literal["last", "all"]
 
@@ -163,4 +167,8 @@ def select_output(
 
 def call(model: nn.Module, batch: Batch) -> Any:
     """Runs the model on one batch."""
-    return model(*batch.args, **batch.kwargs)
+    token = CURRENT_MASK.set(batch.attention_mask)
+    try:
+        return model(*batch.args, **batch.kwargs)
+    finally:
+        CURRENT_MASK.reset(token)

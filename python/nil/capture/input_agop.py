@@ -5,6 +5,7 @@ every layer at once."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sized
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from .batches import Positions, as_batch, call, select_output
 from .device_gram import DeviceGram
+from .head import last_position_head
 from .hooks import InputRecorder
 from .layers import Layer
 from .probes import Projector, ProbeKind, basis_probe, draw_probes, generator
@@ -74,9 +76,15 @@ def capture_input(
     grams: dict[str, DeviceGram] = {}
     gen = generator(device, settings.seed)
     total = len(batches) if isinstance(batches, Sized) else None
-    with progress_bar("input AGOP", total, progress) as advance:
+    skip = {layer.module for layer in layers}
+    head_checked = False
+    with progress_bar("input AGOP", total, progress) as advance, ExitStack() as head:
         for index, raw in enumerate(batches):
             for mb in as_batch(raw, device, index).split(settings.micro_batch):
+                if not head_checked and settings.positions == "last":
+                    # The output head at the last position only (head.py): same rows, less work.
+                    head.enter_context(last_position_head(model, mb, skip))
+                head_checked = True
                 with InputRecorder(layers) as rec:
                     out = call(model, mb)
                 y = select_output(out, mb, settings.positions, projector)

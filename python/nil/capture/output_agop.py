@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sized
+from contextlib import ExitStack
 from typing import Any, Literal
 
 import torch
@@ -24,6 +25,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..errors import NilValueError
 from .batches import Batch, as_batch, call, select_output
 from .device_gram import DeviceGram, product_dtype
+from .head import last_position_head
 from .hooks import InputRecorder
 from .layers import Layer
 from .probes import Projector, generator
@@ -100,9 +102,14 @@ def exact_output_gram(
     gram: DeviceGram | None = None
     mode: str = vjp
     prod = product_dtype(row_dtype)
-    with progress_bar("output AGOP", _total(batches), progress) as advance:
+    head_checked = False
+    with progress_bar("output AGOP", _total(batches), progress) as advance, ExitStack() as head:
         for index, raw in enumerate(batches):
             for mb in as_batch(raw, device, index).split(micro_batch):
+                if not head_checked:
+                    # The output head at the last position only (head.py): same Gram, less work.
+                    head.enter_context(last_position_head(model, mb, {first.module}))
+                    head_checked = True
                 with InputRecorder([first], leaf="always") as rec:
                     out = call(model, mb)
                 y = select_output(out, mb, "last", projector)

@@ -44,6 +44,13 @@ def register(sub: Any) -> None:
         "--precision", choices=["fast", "exact"], default="fast",
         help="fast: f32 products over blocks of 512 rows, f64 sums (~1e-6 relative error; default); exact: f64 products",
     )
+    p.add_argument(
+        "--device", default="cpu", metavar="DEVICE",
+        help="cpu (default): the Rust core reduces; cuda (or cuda:N): rows stream through pinned buffers "
+        "into a GPU Gram, float32 block products and float64 sums (needs torch with CUDA)",
+    )
+    p.add_argument("--all-metrics", action="store_true",
+                   help="also show columns that say nothing here (no row left out: nonfinite all 0; all nan)")
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     p.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -53,10 +60,24 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _informative(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """The columns without the ones that say nothing: a count that is 0 in every row (nonfinite),
+    a statistic that is NaN in every row."""
+    import math
+
+    def says_something(c: str) -> bool:
+        vals = [r.get(c) for r in rows]
+        if c == "nonfinite":
+            return any(v for v in vals)
+        return not vals or not all(isinstance(v, float) and math.isnan(v) for v in vals)
+
+    return [c for c in columns if c in ("layer", "rows", "dim") or says_something(c)]
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the analysis and prints it."""
     from ..shards import analyze
-    from ._table import print_csv, print_json, print_table
+    from ._table import print_csv, print_json, print_table, say
 
     layers = None
     if args.layers:
@@ -66,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         args.path, layers, args.nonfinite, convention=args.convention, precision=args.precision,
         save_agop=args.save_agop,
         progress=not (args.no_progress or args.json or args.csv),
-        ray=args.ray,
+        ray=args.ray, device=args.device,
     )
     rows = [r.to_dict() for r in records]
     if args.json:
@@ -74,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.csv:
         print_csv(list(rows[0]) if rows else TABLE_COLUMNS, rows)
     else:
-        print_table(f"Per-layer interaction statistics of {args.path}", TABLE_COLUMNS, rows)
-        print(f"{sum(r['rows'] for r in rows)} rows in {len(rows)} layers, {time.perf_counter() - t0:.2f} s"
+        shown = TABLE_COLUMNS if args.all_metrics else _informative(TABLE_COLUMNS, rows)
+        print_table(f"Per-layer interaction statistics of {args.path}", shown, rows)
+        if shown != TABLE_COLUMNS:
+            say(f"(hidden: {', '.join(c for c in TABLE_COLUMNS if c not in shown)}: all 0 or nan; --all-metrics shows them)")
+        say(f"{sum(r['rows'] for r in rows)} rows in {len(rows)} layers, {time.perf_counter() - t0:.2f} s"
               + (f"; accumulators saved to {args.save_agop}" if args.save_agop else ""))
     return 0

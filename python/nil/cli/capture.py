@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "nil capture --hf", extra="hf")
     require("transformers", "nil capture --hf", extra="hf")
     from ..hf import hf_report
-    from ._table import print_json, print_table
+    from ._table import print_json, print_table, say
 
     report = hf_report(
         args.hf, text=args.text, dataset=args.dataset, text_column=args.text_column, split=args.split,
@@ -132,31 +132,31 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     match = ", ".join(m["registry_match"]) or "none"
-    print(f"{m['path']}: {m['model_type']} {m['kind']} ({m['model_class']}: {m['model_class_how']}), "
+    say(f"{m['path']}: {m['model_type']} {m['kind']} ({m['model_class']}: {m['model_class_how']}), "
           f"{m['params']:,} parameters, {m['dtype']} on {m['device']}")
     warning = _loading_line(m["loading"])
     if warning:
-        print(warning)
-    print(f"shape: {m['layers']} layers × hidden {m['hidden']}: R_D/W = {m['ratio']:.5f} (d/L = {m['aspect']:.1f}); "
+        say(warning)
+    say(f"shape: {m['layers']} layers × hidden {m['hidden']}: R_D/W = {m['ratio']:.5f} (d/L = {m['aspect']:.1f}); "
           f"registry shape: {match}")
     docs = f", {t['documents']} documents" if t.get("documents") is not None else ""
-    print(f"text: {t['tokens']} tokens in {t['windows']} windows of {t['seq_len']} from {t['source']}{docs} "
+    say(f"text: {t['tokens']} tokens in {t['windows']} windows of {t['seq_len']} from {t['source']}{docs} "
           f"(tokenizer: {t['tokenizer']})")
     print_table("Superposition of the embeddings vs a Gaussian null of the same shape",
                 ["statistic", "observed", "gaussian null"], _sup_rows(report))
-    print(f"output embedding: {report.output_embedding_note}")
+    say(f"output embedding: {report.output_embedding_note}")
     print_table(f"Per-block input AGOP ({report.settings['output']}, {report.settings['probes']} probes, k = {report.settings['project']})",
                 ["layer", "rows", "AOFE ratio", "null", "wmc2", "PR", "erank", "top", "NFA r"],
                 _layer_rows(report))
-    print("null: AOFE ratio of the same spectrum in a random basis; PR: participation ratio; erank: entropy "
+    say("null: AOFE ratio of the same spectrum in a random basis; PR: participation ratio; erank: entropy "
           "effective rank; top: top-eigenvalue share; NFA r: Pearson of the block's first linear WᵀW with its "
           "input AGOP (nan where no block family is known)")
     o = report.capture.output.stats
-    print(f"projected output AGOP (k = {o.k}): AOFE ratio {o.aofe_ratio:.4g} (rotation null {o.null_rotation:.4g}), "
+    say(f"projected output AGOP (k = {o.k}): AOFE ratio {o.aofe_ratio:.4g} (rotation null {o.null_rotation:.4g}), "
           f"wmc2 {o.weighted_mean_cos2:.4g}, participation ratio {o.participation_ratio:.4g}")
     if warning:
-        print(warning)
+        say(warning)
     if report.settings["capture_dir"]:
-        print(f"capture: the blocks' rows are in {report.settings['capture_dir']} (nil analyze "
+        say(f"capture: the blocks' rows are in {report.settings['capture_dir']} (nil analyze "
               f"{report.settings['capture_dir']} gives the per-block table from them)")
     return 0

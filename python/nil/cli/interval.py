@@ -60,7 +60,9 @@ def register(sub: Any) -> None:
                    help="per-budget Pearson/Spearman as the reference computed them (1e-12 denominator, "
                         "sort-order ranks) instead of nil's (NaN on zero variance, average ranks)")
     p.add_argument("--all-metrics", action="store_true",
-                   help="also list correlations that are not estimable (fewer than 4 shapes, constant metric)")
+                   help="also list what is hidden by default: correlations that are not estimable (fewer than 4 "
+                        "shapes, constant metric), per-layer metric columns (_L0, _L1, ...), and cross-budget laws "
+                        "that need more budgets")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the full result as JSON (NaN as null)")
     out.add_argument("--csv", action="store_true", help="print the per-budget table as CSV")
@@ -88,10 +90,18 @@ def _r(v: float) -> str:
     return "—" if not math.isfinite(v) else f"{v:.2f}"
 
 
+def _zeroed(*vs: float) -> list[float]:
+    """The values with rounding noise of a zero (below 1e-6 of the largest magnitude, e.g. the
+    4.6e-17 of [4.6e-17, 1]) written as 0."""
+    scale = max((abs(v) for v in vs if math.isfinite(v)), default=0.0)
+    return [0.0 if math.isfinite(v) and abs(v) < 1e-6 * scale else v for v in vs]
+
+
 def _band(lo: float, hi: float, lo_bound: bool = False, hi_bound: bool = False) -> str:
     """[lo, hi]; an edge at the sweep bound is written ≤lo / ≥hi (the band may extend past it)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "—"
+    lo, hi = _zeroed(lo, hi)
     return f"[{'≤' if lo_bound else ''}{_g(lo)}, {'≥' if hi_bound else ''}{_g(hi)}]"
 
 
@@ -112,25 +122,17 @@ def _ci(c: Any, num: Any = None) -> str:
         extra.append(f"{_pct(c.defined)} defined")
     if c.at_bound > 0:
         extra.append(f"{_pct(c.at_bound)} at a sweep bound")
-    return f"[{num(c.lo)}, {num(c.hi)}]" + (f" ({', '.join(extra)})" if extra else "")
+    lo, hi = _zeroed(c.lo, c.hi)
+    return f"[{num(lo)}, {num(hi)}]" + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _console() -> Any:
-    from rich.console import Console
+def _print(con: Any, title: str, columns: list[str], rows: list[dict[str, str]], left: tuple[str, ...] = ()) -> None:
+    """Prints a table fitted to the console: text folds, numbers are never cut, a table too wide
+    is split (``nil.cli._table.render_table``)."""
+    from ._table import render_table
 
-    return Console(width=None if sys.stdout.isatty() else 100, soft_wrap=False)
-
-
-def _table(title: str, columns: list[str], rows: list[dict[str, str]], left: tuple[str, ...] = ()) -> Any:
-    """A rich table whose cells fold instead of being cut with an ellipsis."""
-    from rich.table import Table
-
-    t = Table(title=title, header_style="bold", title_justify="left")
-    for c in columns:
-        t.add_column(c, justify="left" if c in left else "right", overflow="fold")
-    for r in rows:
-        t.add_row(*(r.get(c, "") for c in columns))
-    return t
+    for t in render_table(title, columns, [[r.get(c, "") for c in columns] for r in rows], left=left, total=con.width):
+        con.print(t)
 
 
 def _budget_rows(fit: Any) -> list[dict[str, str]]:
@@ -213,8 +215,9 @@ def _across(fit: Any) -> list[tuple[str, str]]:
     if st.note:
         out.append(("stability: slope of ln R* on ln N", st.note))
     else:
-        lo = "−∞" if st.lo_unbounded else _g(st.slope_lo)
-        hi = "+∞" if st.hi_unbounded else _g(st.slope_hi)
+        s_lo, s_hi = _zeroed(st.slope_lo, st.slope_hi)
+        lo = "−∞" if st.lo_unbounded else _g(s_lo)
+        hi = "+∞" if st.hi_unbounded else _g(s_hi)
         verdict = "consistent with a stable R*" if (st.lo_unbounded or st.slope_lo <= 0) and (st.hi_unbounded or st.slope_hi >= 0) else "R* moves with N"
         out.append(("stability: slope of ln R* on ln N",
                     f"{_g(st.slope)} {st.level:.0%} set [{lo}, {hi}] from {st.n} budgets ({verdict})"))
@@ -237,6 +240,69 @@ def _across(fit: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _check_plot_dir(path: str) -> None:
+    """Fails before the fit when ``--plot DIR`` cannot become a directory of PNGs (an existing
+    file, a file on its way) or matplotlib is missing, so no minutes of bootstrap are lost."""
+    import os
+
+    from .._optional import require
+    from ..errors import NilValueError
+
+    require("matplotlib", "--plot")
+    p = os.path.abspath(path)
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise NilValueError(f"{path}: is a file; --plot expected a directory to write PNG figures into (remove "
+                            "the file or pass another directory)")
+    parent = os.path.dirname(p)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise NilValueError(f"{path}: {parent} is a file; --plot expected a directory to write PNG figures "
+                            "into (or a path that can become one)")
+
+
+def _per_layer(metric: str) -> bool:
+    """A per-layer column (``agop_aofe_ratio_L3``): defined only for shapes that deep."""
+    import re
+
+    return re.search(r"_L\d+$", metric) is not None
+
+
+def _in_short(con: Any, fit: Any) -> None:
+    """One paragraph in words: where the loss-optimal shape is, and how sure that is."""
+    iv = fit.smooth_interval
+    parts = []
+    stars = []
+    for b in fit.budgets:
+        s = b.smooth
+        if s.status == "interior":
+            stars.append(f"{_g(s.ratio_star)} at {_n(b.budget)} "
+                         f"({fit.ci:.0%} set {_band(s.set_lo, s.set_hi, s.set_lo_at_bound, s.set_hi_at_bound)})")
+        elif s.status.startswith("censored"):
+            side = "≤" if s.status == "censored_low" else "≥"
+            bound = s.set_hi if side == "≤" else s.set_lo
+            stars.append(f"{side} {_g(bound)} at {_n(b.budget)} (at the edge of the swept ratios)")
+    if stars:
+        parts.append("the loss is lowest at depth/width R* ≈ " + ", ".join(stars))
+    n = len(iv.budgets)
+    every = "both" if n == 2 else f"all {n}"
+    fitted = [b for b in fit.budgets if b.smooth.status != "no_fit"]
+    if not fitted:
+        parts.append("no budget has enough shapes for nil's fit (the notes above say why); sweep more depths")
+    elif iv.empty:
+        parts.append(f"the fitted bands of the {n} budgets do not overlap: no one interval of R suits them all")
+    else:
+        text = (f"the fitted loss is within {fit.eps:.0%} of its minimum for every R in "
+                f"{_band(iv.lo, iv.hi, iv.lo_at_bound, iv.hi_at_bound)} at {every} budgets")
+        if math.isfinite(iv.lo_ci.defined) and math.isfinite(iv.lo_ci.lo):
+            text += f" ({fit.ci:.0%} CI of its edges: lo {_ci(iv.lo_ci)}, hi {_ci(iv.hi_ci)})"
+        if fit.interval.empty:
+            text += "; the reference's span bands alone do not overlap"
+        parts.append(text)
+    if parts:
+        con.print("In short: " + "; ".join(parts) + ".", markup=False, highlight=False)
+
+
 def _estimable(c: Any) -> bool:
     return c.n >= 4 and math.isfinite(c.spearman) and math.isfinite(c.pearson)
 
@@ -249,6 +315,8 @@ def run(args: argparse.Namespace) -> int:
     from ._table import print_csv, print_json
 
     err = Console(stderr=True)
+    if args.plot:
+        _check_plot_dir(args.plot)
     t0 = time.perf_counter()
     with err.status(f"fitting {args.runs} ({args.bootstrap} bootstrap replicates)…"):
         fit = fit_interval(
@@ -257,45 +325,70 @@ def run(args: argparse.Namespace) -> int:
             frontier_x=args.frontier_x, ci=args.ci, permutations=args.permutations, huber=not args.no_huber,
             correlation="reference" if args.reference_correlations else "nil",
         )
+    figures = []
     if args.plot:
         from ..interval.plots import write_plots
 
         cols = resolve_columns(args.runs, args.budget_col, args.ratio_col, args.loss_col, args.metrics, args.frontier_x)
-        for path in write_plots(fit, cols, args.plot):
-            err.print(f"wrote {path}")
+        figures = write_plots(fit, cols, args.plot)
+        if args.json or args.csv:
+            for path in figures:
+                err.print(f"wrote {path}", markup=False, highlight=False)
     if args.json:
         print_json(fit.to_dict())
         return 0
     if args.csv:
         print_csv(*_csv_rows(fit))
         return 0
-    con = _console()
+    from ._table import console
+
+    con = console()
     for note in fit.notes:
         con.print(f"note: {note}", markup=False)
     rows = _budget_rows(fit)
     columns = [c for c in rows[0] if c != "notes"]
-    con.print(_table(f"Per budget (ε = {fit.eps:g}). Reference: argmin R, span band. nil: R̂*, its "
-                     f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", columns, rows))
+    _print(con, f"Per budget (ε = {fit.eps:g}). Reference: argmin R, span band. nil: R̂*, its "
+           f"{fit.ci:.0%} set, smooth band; ≤/≥: a sweep bound.", columns, rows)
     for r in rows:
         if r["notes"]:
             con.print(f"  {r['budget']}: {r['notes']}", markup=False)
-    con.print(_table("Across budgets", ["statistic", "value"],
-                     [{"statistic": k, "value": v} for k, v in _across(fit)], left=("statistic", "value")))
-    shown = [c for c in fit.correlations if args.all_metrics or _estimable(c)]
+    across = _across(fit)
+    unfit = [k for k, v in across if v.startswith(("not estimable", "not fitted"))]
+    if not args.all_metrics:
+        across = [(k, v) for k, v in across if k not in unfit]
+    _print(con, "Across budgets", ["statistic", "value"], [{"statistic": k, "value": v} for k, v in across],
+           left=("statistic", "value"))
+    named = set(args.metrics or ()) | set(args.frontier_x or ())
+    shown = [c for c in fit.correlations
+             if args.all_metrics or (_estimable(c) and (c.metric in named or not _per_layer(c.metric)))]
     if shown:
         crow = [{"metric": c.metric, "budget": _n(c.budget), "n": str(c.n),
                  "spearman ρ": f"{_r(c.spearman)} {_ci(c.spearman_ci, _r)}", "p": _g(c.spearman_p, 2),
                  "pearson r": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in shown]
-        con.print(_table(f"Metric vs loss across the shapes of a budget (seed means; {fit.ci:.0%} pairs-bootstrap CI, "
-                         "permutation p)", list(crow[0]), crow, left=("metric",)))
-    hidden = len(fit.correlations) - len(shown)
-    partial = [c for c in fit.partial_correlations if args.all_metrics or (c.n >= 4 and math.isfinite(c.spearman))]
+        _print(con, f"Metric vs loss across the shapes of a budget (seed means; {fit.ci:.0%} pairs-bootstrap CI, "
+               "permutation p)", list(crow[0]), crow, left=("metric",))
+    hidden = len([c for c in fit.correlations if not _estimable(c)]) if not args.all_metrics else 0
+    layered = sorted({c.metric for c in fit.correlations if c not in shown and _estimable(c)})
+    partial = [c for c in fit.partial_correlations if args.all_metrics or (
+        c.n >= 4 and math.isfinite(c.spearman) and (c.metric in named or not _per_layer(c.metric)))]
     if partial:
         prow = [{"metric": c.metric, "n": str(c.n), "partial spearman": _r(c.spearman), "p": _g(c.spearman_p, 2),
                  "partial pearson": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in partial]
-        con.print(_table("Metric vs loss over all budgets, controlling for ln N", list(prow[0]), prow, left=("metric",)))
+        _print(con, "Metric vs loss over all budgets, controlling for ln N", list(prow[0]), prow, left=("metric",))
+    left_out = []
+    if unfit and not args.all_metrics:
+        left_out.append(f"{len(unfit)} cross-budget laws that need more budgets ("
+                        + ", ".join(k.split(":")[0] if ":" in k else " ".join(k.split()[:2]) for k in unfit) + ")")
     if hidden:
-        con.print(f"({hidden} correlations not estimable (fewer than 4 shapes or a constant metric) are hidden; "
-                  "--all-metrics shows them)", markup=False)
+        left_out.append(f"{hidden} correlations not estimable (fewer than 4 shapes or a constant metric)")
+    if layered:
+        left_out.append(f"the per-layer columns of {len(layered)} metrics ({layered[0]}, …; their means are shown)")
+    if left_out:
+        con.print(f"(hidden: {'; '.join(left_out)}; --all-metrics shows them)", markup=False)
+    _in_short(con, fit)
+    if figures:
+        first = figures[0]
+        con.print(f"figures: {', '.join(p.name for p in figures)} in {first.parent}; open {first} first (loss "
+                  "against depth/width per budget, with nil's fit and band)", markup=False, highlight=False)
     print(f"done in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0

@@ -19,7 +19,8 @@ examples:
   nil sweep --family mlp --task ts-mlp --budgets 50k --depths 2,3,4,6 --seeds 2 \\
       --task-arg in_dim=32 --task-arg out_dim=16 --min-width 8 --multiple 4 --out ts --no-capture
   nil sweep ... --time-limit 420                  # train at most 7 minutes, then stop cleanly
-Re-running a command resumes it: finished runs are skipped, interrupted ones redone. On a GPU runs
+Re-running a command resumes it: finished runs are skipped, interrupted ones redone; other
+settings into the same --out are refused unless --append. On a GPU runs
 are packed (the seeds of a shape as one batched model, CUDA graphs, several runs at once) with
 the same results as one at a time; --runs-per-gpu 1 trains them one at a time."""
 
@@ -93,13 +94,19 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", choices=["demo"], help="start from a named sweep (flags given override it)")
-    p.add_argument("--family", choices=["mlp", "cnn", "gru", "gpt"], help="model family")
-    p.add_argument("--task", help="ts-mlp, ts-gpt (teacher-student), bytes (byte LM), digits")
+    p.add_argument("--family", choices=["mlp", "cnn", "gru", "gpt", "bottleneck"],
+                   help="model family (default: the task's only one, e.g. bottleneck for --task bottleneck)")
+    p.add_argument("--task", help="ts-mlp, ts-gpt (teacher-student), bytes (byte LM), digits, bottleneck (the "
+                                  "double-descent toy: width = the bottleneck, depth 1, --task-arg data_size=N "
+                                  "sets the training set)")
     p.add_argument("--budgets", type=_budgets, help="parameter budgets, e.g. 300k,1M")
     p.add_argument("--depths", type=parse_int_list, help="depths, e.g. 1,2,3,4,6,8 or 2-8")
     p.add_argument("--seeds", type=int, help="seeds per shape: 0..S-1 (default 3)")
     p.add_argument("--data-ratio", type=float, help="supervised units per parameter, D = RATIO x N (default 20)")
     p.add_argument("--out", required=True, help="output directory (created; re-use it to resume)")
+    p.add_argument("--append", action="store_true",
+                   help="add runs of a different configuration to an existing --out (refused without it; "
+                        "the same command, or more budgets, depths or seeds, resume without it)")
     p.add_argument("--task-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="task option, e.g. in_dim=32, corpus=PATH, teacher_width=128 (repeatable)")
     p.add_argument("--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -143,6 +150,8 @@ def register(sub: Any) -> None:
     r.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop after SECONDS: runs that cannot finish are not started, runs still training "
                         "are abandoned (redone next time); the table stays consistent; exit 0")
+    p.add_argument("--all-metrics", action="store_true",
+                   help="summary: also show metric columns that are nan in every run (e.g. not captured)")
     p.add_argument("--plan", action="store_true", help="print the planned shapes and exit without training")
     p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per finished run on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -167,6 +176,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                       ("pack_memory", "pack_memory"), ("time_limit", "time_limit")):
         if getattr(args, flag) is not None:
             s[key] = getattr(args, flag)
+    if "family" not in s and "task" in s:
+        from ..tasks import TASKS, make_task
+
+        if s["task"] in TASKS and len(make_task(s["task"]).families) == 1:
+            s["family"] = make_task(s["task"]).families[0]
     missing = [k for k in ("family", "task", "budgets", "depths") if k not in s]
     if missing:
         raise NilValueError(f"missing {', '.join('--' + m for m in missing)} (or use --preset demo)")
@@ -200,7 +214,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Plans, runs or resumes the sweep and prints its summary."""
     from ..sweep import plan_sweep, summarize, sweep
-    from ._table import print_json, print_table
+    from ._table import print_json, print_table, say
 
     s = _settings(args)
     if args.plan:
@@ -219,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print_table(f"Planned shapes ({len(plan.runs)} runs)", list(rows[0]) if rows else ["budget"], rows)
             for sk in plan.skipped:
-                print(f"skipped: {sk['reason']}")
+                say(f"skipped: {sk['reason']}")
         return 0
     t0 = time.perf_counter()
     table = sweep(s["family"], s["task"], s["budgets"], s["depths"], s["seeds"], out=args.out,
@@ -227,9 +241,10 @@ def run(args: argparse.Namespace) -> int:
                   rule=s["rule"], width_options=s["width_options"], train=s["train"], capture=s["capture"],
                   device=s["device"], ray=s.get("ray"), threads=s["threads"], progress="lines" if args.no_progress else True,
                   runs_per_gpu=s.get("runs_per_gpu"), cuda_graphs=False if args.no_cuda_graphs else None,
-                  pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"))
+                  pack_memory=s.get("pack_memory", 0.85), time_limit=s.get("time_limit"), append=args.append)
     outcome = table.attrs.get("outcome", {})
-    metrics = [m for m in ("agop_aofe_ratio_mean", "out_aofe_ratio", "nfa_pearson_mean") if m in table]
+    metrics = [m for m in ("agop_aofe_ratio_mean", "out_aofe_ratio", "nfa_pearson_mean") if m in table
+               and (args.all_metrics or table[m].astype(float).notna().any())]
     rows = summarize(table, metrics)
     wall = time.perf_counter() - t0
     if args.json:
@@ -243,9 +258,9 @@ def run(args: argparse.Namespace) -> int:
     cols = ["budget", "depth", "width", "R_D/W", "test loss", *[short[m] for m in metrics], "best"]
     print_table(f"Shape sweep: {s['family']} on {s['task']} (mean±se over {rows[0]['seeds'] if rows else 0} seeds; <- lowest per budget)",
                 cols, display)
-    print(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
+    say(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
     if outcome and not outcome.get("complete", True):
         left = outcome["planned"] - outcome["already_done"] - outcome["finished"]
-        print(f"time limit of {outcome['time_limit']:g} s reached: {outcome['finished']} runs finished in this call, "
+        say(f"time limit of {outcome['time_limit']:g} s reached: {outcome['finished']} runs finished in this call, "
               f"{left} left ({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
     return 0

@@ -27,20 +27,20 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Verifies and reports; the exit status says whether the capture is sound."""
     from ..shards import verify
-    from ._table import print_json
+    from ._table import print_json, say
 
     report = verify(args.path)
     if args.json:
         print_json(report.to_dict())
         return 0 if report.ok else 1
     for note in report.notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     if report.ok:
         rows = ", ".join(f"{n}: {r}" for n, r in report.rows.items())
-        print(f"{args.path}: OK — {report.shards} shards, {report.bytes} bytes; rows {rows}")
+        say(f"{args.path}: OK — {report.shards} shards, {report.bytes} bytes; rows {rows}")
         return 0
     for p in report.problems:
         where = p.file + (f" [layer {p.layer}]" if p.layer else "")
-        print(f"PROBLEM {where} ({p.kind}): {p.message}")
+        say(f"PROBLEM {where} ({p.kind}): {p.message}")
     print(f"{args.path}: {len(report.problems)} problem(s) found", file=sys.stderr)
     return 1

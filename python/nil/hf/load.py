@@ -105,6 +105,11 @@ class HfModel:
                 f"layers={self.layers}, hidden={self.hidden}, strict={self.loading.ok})")
 
 
+#: Errors of reading weight files (besides OSError, ValueError, RuntimeError) that mean "not a
+#: readable checkpoint": pickle's, safetensors' (neither derives from the built-in ones).
+_LOAD_ERRORS = ("UnpicklingError", "SafetensorError", "HeaderTooLarge", "EOFError")
+
+
 def _block_names(model: nn.Module, n_layers: int, path: Path) -> list[str]:
     """Names of the ``n_layers`` blocks: the ModuleList of that length (``model.layers``,
     ``encoder.layer``, ``gpt_neox.layers``, ``transformer.h`` ...), as transformers names them."""
@@ -162,7 +167,9 @@ def load_local(
             p, config=cfg, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True,
             **dtype_kw,
         )
-    except (OSError, ValueError, RuntimeError) as e:
+    except Exception as e:  # OSError, ValueError, RuntimeError, pickle's UnpicklingError, SafetensorError
+        if not isinstance(e, (OSError, ValueError, RuntimeError)) and type(e).__name__ not in _LOAD_ERRORS:
+            raise
         raise FormatError(f"{p}: transformers could not load the weights into {choice.name} offline: "
                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     finally:

@@ -45,16 +45,66 @@ def checkpoint_keys(path: str | Path) -> set[str]:
                 raise FormatError(f"{f}: expected JSON with a 'weight_map' object ({e})") from None
             return set(weight_map)
     if (p / "model.safetensors").is_file():
+        f = p / "model.safetensors"
         try:
-            return _safetensors_keys(p / "model.safetensors")
+            return _safetensors_keys(f)
         except Exception as e:  # safetensors raises its own SafetensorError on a damaged header
-            raise FormatError(f"{p / 'model.safetensors'}: not a readable safetensors file ({e})") from None
+            what = _pickle_kind(f)
+            if what:
+                raise FormatError(f"{f}: expected a safetensors file, found {what}; save it as "
+                                  "pytorch_model.bin or convert it with safetensors.torch.save_file") from None
+            raise FormatError(f"{f}: expected a readable safetensors file, found a damaged one ({e})") from None
     if (p / "pytorch_model.bin").is_file():
-        import torch
-
-        state = torch.load(p / "pytorch_model.bin", map_location="cpu", mmap=True, weights_only=True)
-        return set(state)
+        return set(_torch_state(p / "pytorch_model.bin"))
     raise FormatError(f"{p}: expected model.safetensors, pytorch_model.bin or a sharded index, found none")
+
+
+def _pickle_kind(path: Path) -> str:
+    """'a torch.save zip archive' / 'a Python pickle' when the file starts like one, else ''."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return ""
+    if head.startswith(b"PK\x03\x04"):
+        return "a torch.save zip archive (a pickle)"
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO opcode, protocols 2-5
+        return "a Python pickle"
+    return ""
+
+
+def _torch_state(path: Path) -> dict[str, Any]:
+    """The state dict of a torch checkpoint, read with ``weights_only=True`` (tensors, never
+    arbitrary pickled objects); ``FormatError`` naming the file when it is not one."""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol before refusing it
+            warnings.simplefilter("ignore")
+            state = _torch_load(torch, path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise FormatError(f"{path}: expected a torch checkpoint of tensors readable with weights_only=True, "
+                          f"found a file torch cannot load that way ({type(e).__name__}: {first})") from None
+    return _checked_state(path, state)
+
+
+def _torch_load(torch: Any, path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+
+
+def _checked_state(path: Path, state: Any) -> dict[str, Any]:
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise FormatError(f"{path}: expected a state dict (tensor name -> tensor), found {type(state).__name__}")
+    return state
 
 
 def _names(keys: Iterable[Any]) -> list[str]:

@@ -32,6 +32,15 @@ DEPTH_ALIASES = ("depth", "n_layer", "n_layers", "num_layers", "layers")
 WIDTH_ALIASES = ("d_model", "width", "n_embd", "hidden", "hidden_size", "channels")
 LOSS_ALIASES = ("test_loss", "test_ce", "test_mse", "loss", "val_loss", "val_ce", "val_mse")
 METRIC_MARKERS = ("aofe", "cos2", "wtw", "agop", "participation", "effective_rank", "wmc2", "symbolic")
+#: Name endings of bookkeeping columns that carry a metric's marker but are counts or times, not
+#: metrics (``agop_nonfinite``: rows left out; ``capture_seconds``): never picked by default.
+COUNT_SUFFIXES = ("_nonfinite", "_count", "_rows", "_seconds", "_steps", "_samples", "_n")
+
+
+def is_default_metric(name: str) -> bool:
+    """Whether column ``name`` is an interaction metric picked when no metrics are named."""
+    low = name.lower()
+    return any(m in low for m in METRIC_MARKERS) and not low.endswith(COUNT_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -251,7 +260,7 @@ def resolve_columns(
     The ratio may be computed as depth/width when no ratio column exists (or when the default name
     is absent and depth and width columns are present: exact, unlike a rounded stored ratio).
     ``metrics=None`` takes every numeric column whose name marks an interaction metric (aofe, cos2,
-    wtw, agop, ...); ``frontier_x`` columns are always included among the metrics.
+    wtw, agop, ...), except counts and times (``agop_nonfinite``, ``*_seconds``); ``frontier_x`` columns are always included among the metrics.
     """
     t = _load(runs)
     source, cols = t.source, t.cols
@@ -276,9 +285,9 @@ def resolve_columns(
     used = {b, r, lo}
     chosen: list[str] = []
     if metrics is None:
-        chosen = [c for c in cols if c not in used and any(m in c.lower() for m in METRIC_MARKERS)]
+        chosen = [c for c in cols if c not in used and is_default_metric(c)]
         for c, why in t.bad.items():
-            if c not in used and any(m in c.lower() for m in METRIC_MARKERS):
+            if c not in used and is_default_metric(c):
                 notes.append(f"metric column {c!r} left out: row {why.row + 1} holds {why.value!r}, {why.reason}")
     else:
         for m in metrics:

@@ -47,9 +47,17 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def _bottleneck() -> Family:
+    from ..tasks.bottleneck import bottleneck_net, bottleneck_param_count
+
+    return Family("bottleneck", bottleneck_net, bottleneck_param_count, lambda kw: 1, 64, 0.5, lambda kw: 1)
+
+
 def family(name: str) -> Family:
     """The family called ``name``; a clear error listing the known ones otherwise."""
+    if name == "bottleneck" and name not in FAMILIES:  # torch-only task module, imported on first use
+        FAMILIES[name] = _bottleneck()
     try:
         return FAMILIES[name]
     except KeyError:
-        raise NilValueError(f"unknown model family {name!r}; expected one of {sorted(FAMILIES)}") from None
+        raise NilValueError(f"unknown model family {name!r}; expected one of {sorted({*FAMILIES, 'bottleneck'})}") from None

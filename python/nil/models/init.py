@@ -29,6 +29,10 @@ def initialize(model: nn.Module, generator: torch.Generator, scheme: Init = "def
     values are drawn on the CPU and copied, so results do not depend on the device)."""
     if scheme not in ("default", "reference"):
         raise NilValueError(f"init scheme must be 'default' or 'reference', found {scheme!r}")
+    own = getattr(model, "initialize_from", None)
+    if callable(own):  # a model with its own scheme (the bottleneck toy: Xavier normal W1, zero bias)
+        own(generator)
+        return model
     depth = len(getattr(model, "blocks", [])) or 1
     for name, module in model.named_modules():
         if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):

@@ -141,26 +141,37 @@ def new_manifest(layers: Mapping[str, int], dtype: str, meta: Mapping[str, Any] 
     }
 
 
-def check_resume(path: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
-    """Raises ShardError when a writer's arguments disagree with the capture it would resume."""
+def resume_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """What a writer's arguments (``wanted``) change in the capture it would resume (``stored``),
+    one phrase each: layers (names, order, dims), the shard dtype, and every meta value given that
+    the capture records differently (a value not given is not a difference)."""
+    out: list[str] = []
     have = [(layer["name"], layer["dim"]) for layer in stored["layers"]]
     want = [(layer["name"], layer["dim"]) for layer in wanted["layers"]]
     if have != want:
-        for (hn, hd), (wn, wd) in zip(have, want):
-            if hn != wn or hd != wd:
-                raise ShardError(
-                    f"{path}: cannot resume: layer {wn} (dim {wd}) given, the capture has layer {hn} (dim {hd})"
-                )
-        raise ShardError(f"{path}: cannot resume: layers {[n for n, _ in want]} given, the capture has {[n for n, _ in have]}")
+        pairs = [(h, w) for h, w in zip(have, want) if h != w]
+        if pairs:
+            (hn, hd), (wn, wd) = pairs[0]
+            out.append(f"layer {wn} (dim {wd}) given, the capture has layer {hn} (dim {hd})")
+        if len(have) != len(want) or len(pairs) > 1:
+            out.append(f"layers {[n for n, _ in want]} given, the capture has {[n for n, _ in have]}")
     if stored["capture"]["dtype"] != wanted["capture"]["dtype"]:
-        raise ShardError(
-            f"{path}: cannot resume: dtype {wanted['capture']['dtype']} given, "
-            f"the capture holds {stored['capture']['dtype']}"
-        )
+        out.append(f"dtype {wanted['capture']['dtype']} given, the capture holds {stored['capture']['dtype']}")
     for section in ("model", "capture", "extra"):
         for k, v in (wanted.get(section) or {}).items():
+            if section == "capture" and k == "dtype":
+                continue
             old = (stored.get(section) or {}).get(k)
-            if v is not None and old is not None and old != v:
-                raise ShardError(
-                    f"{path}: cannot resume: meta {section}.{k} = {v!r} given, the capture records {old!r}"
-                )
+            if v is not None and old != v:
+                recorded = "no value" if old is None else repr(old)
+                out.append(f"meta {section}.{k} = {v!r} given, the capture records {recorded}")
+    return out
+
+
+def check_resume(path: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raises ShardError naming every difference when a writer's arguments disagree with the
+    capture it would resume."""
+    diffs = resume_differences(stored, wanted)
+    if diffs:
+        raise ShardError(f"{path}: cannot resume: {'; '.join(diffs)} (write to a new directory, or pass the "
+                         "capture's own layers, dtype and meta)")

@@ -61,14 +61,23 @@ def reduce(
     precision: PrecisionName = "fast",
     progress: bool = False,
     ray: str | None = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, AgopAccumulator], list[str]]:
     """Per-layer accumulators of a capture directory or partial file, and the shard digests counted.
 
     ``precision`` is that of ``AgopAccumulator``: "fast" (f32 products over blocks of 512 rows,
     f64 sums; relative error ~1e-6) or "exact" (f64 products). ``ray`` (an address, or "local")
-    maps groups of shards to Ray tasks and merges their exact partial sums.
+    maps groups of shards to Ray tasks and merges their exact partial sums. ``device`` other than
+    "cpu" (e.g. "cuda") reduces on that torch device instead (``device_reduce``: float32 block
+    products, float64 sums; ``precision`` does not apply).
     """
     p = os.fspath(path)
+    if device != "cpu":
+        if ray is not None:
+            raise NilValueError("ray and a device reduction do not combine; choose one")
+        from .device_reduce import reduce_on_device
+
+        return reduce_on_device(p, layers, nonfinite, device=device)
     if ray is not None:
         from .ray_reduce import reduce_on_ray
 
@@ -104,6 +113,7 @@ def analyze(
     save_agop: str | os.PathLike[str] | None = None,
     progress: bool = False,
     ray: str | None = None,
+    device: str = "cpu",
 ) -> list[LayerRecord]:
     """Verifies and reduces a capture, then returns one record per layer (manifest order).
 
@@ -114,11 +124,13 @@ def analyze(
     products over blocks of 512 rows, f64 sums, ~1e-6 relative error). ``save_agop`` writes the per-layer accumulators and the digests of the
     shards they count, for ``merge``. ``progress`` draws a bar on a terminal. ``ray`` (a cluster
     address, or "local") spreads groups of shards over Ray tasks; the result is the same.
+    ``device="cuda"`` streams the rows through pinned buffers into a GPU Gram (float32 block
+    products, float64 sums; same result within the tolerance of docs/shard-format.md).
     """
     p = os.fspath(path)
     if save_agop is not None:
         check_output(save_agop, [p], "--save-agop")
-    accs, sources = reduce(p, layers, nonfinite, precision=precision, progress=progress, ray=ray)
+    accs, sources = reduce(p, layers, nonfinite, precision=precision, progress=progress, ray=ray, device=device)
     if save_agop is not None:
         _core.partial_write(os.fspath(save_agop), [(n, a._raw) for n, a in accs.items()], sources, {"nil.input": p})
     records = []

@@ -1,11 +1,20 @@
 """``ShardWriter``: streams per-layer gradient rows into a capture directory of safetensors shards.
 
 The caller's thread only checks shapes and enqueues; a background thread converts rows to the shard
-dtype (device-to-host for CUDA tensors), buffers them into shards of about ``shard_bytes`` and
+dtype, buffers them into shards of about ``shard_bytes`` and
 writes each shard and then the manifest atomically (temporary file, fsync, rename) through the Rust
 core, which also computes each shard's blake3. A killed writer therefore leaves a valid capture
-(the shards listed in its manifest), and opening the same directory again resumes it after
+(the shards listed in its manifest), and opening the same directory again with ``resume=True`` resumes it after
 verifying its last shard.
+
+CUDA rows (``staging``, default 4 buffers): the caller's thread casts CUDA rows to the shard dtype
+on the device and starts an asynchronous copy into one buffer of a ring of pinned host buffers on a
+side stream (``staging.RowStager``, one event per buffer); the converter thread waits for that
+buffer's event and copies the rows out, so the capture's stream never waits for a pageable
+device-to-host copy. With an explicit ``staging`` count CPU tensors take the same path,
+unpinned and synchronously (copied at ``write``; by default they are kept as given, which is
+faster on the CPU). ``staging=0`` is the earlier path (a device copy per write, a synchronous ``.cpu()``
+in the converter thread); both store the same bits.
 
 One writer at a time: the writer holds an exclusive ``flock`` on the capture directory itself
 (an open descriptor of it), so deleting or replacing ``.lock`` cannot let a second writer in.
@@ -38,6 +47,7 @@ from .. import _core
 from .._dtypes import _BF16
 from ..errors import FormatError, NilValueError, ShapeError, ShardError
 from ._manifest import check_dtype, check_layers, check_resume, new_manifest
+from .staging import RowStager, Staged
 
 __all__ = ["ShardWriter"]
 
@@ -46,6 +56,16 @@ _STALE_TMP = re.compile(r"^\.(\d{6}\.safetensors|manifest\.json)\.tmp-\d+$")
 _FLUSH = object()
 #: Writers not closed yet; closed (their rows written) when the interpreter exits.
 _OPEN: weakref.WeakSet[ShardWriter] = weakref.WeakSet()
+
+
+class _Write:
+    """One ``write`` in the queue: rows kept as given, and CUDA rows staged in a host buffer."""
+
+    __slots__ = ("plain", "staged")
+
+    def __init__(self, plain: dict[str, Any], staged: Staged | None) -> None:
+        self.plain = plain
+        self.staged = staged
 
 
 @atexit.register
@@ -65,6 +85,15 @@ def _close_open_writers() -> None:
                   "complete shard)", file=sys.stderr, flush=True)
 
 
+def _held(manifest: Mapping[str, Any]) -> str:
+    """'N rows in M shards' of a manifest (rows per layer when the layers differ)."""
+    shards = manifest.get("shards") or []
+    rows = {layer["name"]: sum(int(s["rows"].get(layer["name"], 0)) for s in shards) for layer in manifest["layers"]}
+    counts = set(rows.values())
+    what = f"{counts.pop()} rows" if len(counts) == 1 else "rows " + ", ".join(f"{n}: {r}" for n, r in rows.items())
+    return f"{what} in {len(shards)} shard{'' if len(shards) == 1 else 's'}"
+
+
 class ShardWriter:
     """Writes a capture directory: ``manifest.json`` plus ``shards/NNNNNN.safetensors``.
 
@@ -79,8 +108,13 @@ class ShardWriter:
     ``write`` returns as soon as the rows are queued: do not modify numpy arrays or CPU tensors
     after passing them (CUDA tensors are copied on their device at once). At most ``queue_size``
     writes wait in the queue, so a slow disk slows the producer instead of filling memory.
-    Opening an existing capture resumes it (its layers, dtype and meta must agree) unless
-    ``resume=False``, which refuses to touch it.
+    ``staging``: host buffers of the staging ring (module docstring): None (default) stages CUDA
+    rows through 4 pinned buffers and keeps CPU rows as given; a count ≥ 1 stages CPU tensors
+    too (copied at ``write``, unpinned); 0 turns staging off.
+    An existing capture is never appended to silently: it is refused unless ``resume=True``,
+    which appends to it after checking that its layers, dtype and meta agree with the arguments
+    (``ShardError`` naming every difference otherwise) and says on stderr
+    ``resuming: N rows in M shards``.
     """
 
     def __init__(
@@ -92,7 +126,8 @@ class ShardWriter:
         *,
         shard_bytes: int = 128 << 20,
         queue_size: int = 8,
-        resume: bool = True,
+        resume: bool = False,
+        staging: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.layers = check_layers(layers)
@@ -104,6 +139,12 @@ class ShardWriter:
                 f"ShardWriter: shard_bytes and queue_size must be positive, found {shard_bytes}, {queue_size}"
             )
         self.shard_bytes = int(shard_bytes)
+        if staging is not None and (isinstance(staging, bool) or not isinstance(staging, int) or staging < 0):
+            raise NilValueError(f"ShardWriter: staging must be None or a count of host buffers >= 0, found {staging!r}")
+        #: Host buffers of the staging ring; CPU tensors are staged only when staging is given.
+        self.staging = 4 if staging is None else staging
+        self._stage_cpu = staging is not None and staging > 0
+        self._stagers: dict[Any, RowStager] = {}
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(queue_size))
         self._error: BaseException | None = None
         self._closed = False
@@ -170,14 +211,19 @@ class ShardWriter:
     def _open_locked(self, wanted: dict[str, Any], resume: bool) -> dict[str, Any]:
         p = self.path
         if (p / "manifest.json").exists():
-            if not resume:
-                raise FileExistsError(f"{p}: already holds a capture; pass resume=True to append to it")
             stored: dict[str, Any] = json.loads(_core.manifest_read(str(p)))
             stored.setdefault("shards", [])  # absent means none, as the core reads it
+            held = _held(stored)
+            if not resume:
+                raise FileExistsError(
+                    f"{p}: expected a new capture directory, found an existing capture ({held}); pass "
+                    "resume=True to append to it, or write to a new directory"
+                )
             check_resume(str(p), stored, wanted)
             if stored["shards"]:
                 _core.shard_verify(str(p), len(stored["shards"]) - 1)
             self._remove_stale_temporaries()
+            print(f"nil: {p}: resuming: {held}", file=sys.stderr, flush=True)
             return stored
         others = [e.name for e in p.iterdir() if e.name not in ("shards", ".lock")]
         if others or any(True for _ in (p / "shards").iterdir()):
@@ -203,6 +249,7 @@ class ShardWriter:
         if self._closed:
             raise NilValueError(f"{self.path}: ShardWriter is closed")
         item: dict[str, Any] = {}
+        device_rows: dict[str, Any] = {}
         for name, r in rows.items():
             dim = self.layers.get(name)
             if dim is None:
@@ -210,10 +257,48 @@ class ShardWriter:
             shape = tuple(r.shape)
             if len(shape) != 2 or shape[1] != dim:
                 raise ShapeError(f"{self.path}: layer {name}: expected rows of shape (n, {dim}), found {shape}")
-            item[name] = self._snapshot(r)
+            if self.staging and type(r).__module__.startswith("torch") and (
+                getattr(r, "is_cuda", False) or (self._stage_cpu and hasattr(r, "device"))
+            ):
+                device_rows[name] = r
+            else:
+                item[name] = self._snapshot(r)
+        staged = self._stage(device_rows) if device_rows else None
         with self._rows_lock:
             self._queued_rows += sum(int(r.shape[0]) for r in rows.values())
-        self._put(item)
+        try:
+            self._put(_Write(item, staged))
+        except BaseException:
+            if staged is not None:
+                staged.release()
+            raise
+
+    def _stage(self, rows: dict[str, Any]) -> Staged:
+        """Starts the copy of torch rows into a host buffer of the ring: CUDA rows cast to the shard
+        dtype on their device first (as ``staging=0`` does), CPU rows copied as they are (numpy
+        converts them in the converter thread, as for ``staging=0``)."""
+        import torch
+
+        target = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[self.dtype]
+        by_device: dict[Any, dict[str, Any]] = {}
+        for name, r in rows.items():
+            r = r.detach()
+            # CUDA: a device copy in the shard dtype (as staging=0 makes), so the caller may reuse r.
+            by_device.setdefault(r.device, {})[name] = r.to(dtype=target, copy=True) if r.is_cuda else r
+        if len(by_device) > 1:  # rows of one write on several GPUs: rare; one buffer per device
+            raise NilValueError(f"{self.path}: one write holds rows on several devices {list(by_device)}; "
+                                "write each device's rows separately")
+        (device, converted), = by_device.items()
+        stager = self._stagers.get(device)
+        if stager is None:
+            stager = self._stagers[device] = RowStager(device, self.staging)
+        while True:  # wait for a free buffer, but never on a writer that has failed
+            try:
+                return stager.stage(converted, timeout=0.1)
+            except queue.Empty:
+                self._raise_if_failed()
+                if not self._thread.is_alive():
+                    raise ShardError(f"{self.path}: the writer thread has stopped") from None
 
     def _snapshot(self, r: Any) -> Any:
         """CUDA tensors: converted and copied on their device now (asynchronously); else as is."""
@@ -302,6 +387,8 @@ class ShardWriter:
             if self._error is not None:
                 if isinstance(item, tuple) and item and item[0] is _FLUSH:
                     item[1].set()
+                if isinstance(item, _Write) and item.staged is not None:
+                    item.staged.release()
                 continue  # drain so the producer never blocks on a dead writer
             if isinstance(item, tuple) and item and item[0] is _FLUSH:
                 self._guard(self._write_shard)
@@ -338,9 +425,18 @@ class ShardWriter:
         except BaseException as e:  # handed to the producer on its next call
             self._error = e
 
-    def _add(self, item: dict[str, Any]) -> None:
-        for name, r in item.items():
-            arr = self._to_numpy(r)
+    def _add(self, item: _Write) -> None:
+        staged = item.staged
+        arrays = {}
+        try:
+            for name, r in item.plain.items():
+                arrays[name] = self._to_numpy(r)
+            if staged is not None:
+                arrays.update(staged.take(self._to_numpy))  # CUDA rows: already in the shard dtype
+        finally:
+            if staged is not None:
+                staged.release()
+        for name, arr in arrays.items():
             self._buffers[name].append(arr)
             self._buffered += arr.nbytes
         if self._buffered >= self.shard_bytes:

@@ -44,6 +44,56 @@ class BottleneckModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x @ self.W1.T @ self.W1 + self.b)
 
+    @torch.no_grad()
+    def initialize_from(self, generator: torch.Generator) -> None:
+        """Re-draws W1 (Xavier normal, on the CPU from ``generator``) and zeroes b, in place; the
+        draw equals the constructor's with the same generator state."""
+        hidden, dim = self.W1.shape
+        std = math.sqrt(2.0 / (dim + hidden))
+        self.W1.copy_(torch.randn(hidden, dim, generator=generator) * std)
+        self.b.zero_()
+
+
+def _stats_columns(prefix: str, m: torch.Tensor) -> dict[str, float]:
+    from ..interaction import interaction_stats
+
+    s = interaction_stats(m.cpu().numpy())
+    return {f"{prefix}_{k}": float(getattr(s, k)) for k in
+            ("aofe_ratio", "null_rotation", "weighted_mean_cos2", "participation_ratio", "effective_rank", "top_share")}
+
+
+def _closed_form_columns(model: BottleneckModel, data: TaskData, device: torch.device) -> dict[str, float]:
+    """The run's metric columns on the test set from the closed forms: the reference's output
+    AGOP (``agop_*``), the NFA input AGOP (``input_agop_*``) and WᵀW (``wtw_*``)."""
+    if not isinstance(data.test, TensorSplit):
+        raise TypeError(f"bottleneck: expected the test split as tensors, found {type(data.test).__name__}")
+    x = data.test.x.to(device)
+    G = (model.W1.T @ model.W1).detach().double()
+    return {**_stats_columns("agop", output_agop(model, x)), **_stats_columns("input_agop", input_agop(model, x)),
+            **_stats_columns("wtw", G)}
+
+
+BottleneckModel.closed_form_columns = _closed_form_columns  # type: ignore[attr-defined]
+
+
+def bottleneck_net(depth: int, width: int, dim: int = 1000) -> BottleneckModel:
+    """The toy as a sweep family: one tied layer whose width is the bottleneck (``hidden``)."""
+    from ..errors import NilValueError
+
+    if depth != 1:
+        raise NilValueError(f"bottleneck: the toy has one tied layer; expected depth 1, found {depth} (--depths 1)")
+    return BottleneckModel(dim, width)
+
+
+def bottleneck_param_count(depth: int, width: int, dim: int = 1000) -> Any:
+    """W1 (width × dim) and the bias b (dim): the body; no embedding or head."""
+    from ..errors import NilValueError
+    from ..models._counts import ParamCount
+
+    if depth != 1:
+        raise NilValueError(f"bottleneck: the toy has one tied layer; expected depth 1, found {depth} (--depths 1)")
+    return ParamCount(embedding=0, body=width * dim + dim, head=0)
+
 
 @torch.no_grad()
 def _masks(model: BottleneckModel, x: torch.Tensor) -> torch.Tensor:
@@ -87,9 +137,15 @@ class Bottleneck(Task):
     def units_per_sample(self) -> int:
         return 1
 
+    @property
+    def fixed_train_samples(self) -> int:
+        """The training set is ``data_size`` points whatever the data budget (the size is swept)."""
+        return self.data_size
+
     def model_kwargs(self, family: str) -> dict[str, Any]:
+        """In a sweep the width is the bottleneck (``hidden`` is ``build_model``'s only)."""
         self.check_family(family)
-        return {"dim": self.dim, "hidden": self.hidden}
+        return {"dim": self.dim}
 
     def build_model(self, seed: int) -> BottleneckModel:
         """The model with W1 drawn from a generator seeded ``seed``."""
