@@ -249,8 +249,9 @@ def _metric_vs_loss(fit: IntervalFit, cols: Columns, metrics: list[str], path: P
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, lw=0.5)
         ax.legend(fontsize=6)
-    fig.suptitle("Metric against loss across shapes (seed means; ρ: Spearman)", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle("Metric against loss across shapes (seed means; ρ: Spearman)", fontsize=11,
+                 y=1 - 0.1 / fig.get_figheight())
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # keep the title clear of the top row
     fig.savefig(path, dpi=130)
     plt.close(fig)
 
