@@ -80,8 +80,7 @@ def test_interval_json_from_nil_interval_feeds_nil_llms(run_cli, tmp_path):
     for flag in ((), ("--smooth",)):
         proc = run_cli("llms", "--interval", str(iv_file), *flag, "--permutations", "100", "--json")
         if iv["lo"] is None and not flag:
-            assert proc.returncode == 1 and "interval" in proc.stderr
-            continue
+            assert "using nil's smooth interval" in proc.stderr
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)
         lo, hi = out["interval"]["lo"], out["interval"]["hi"]
@@ -102,3 +101,53 @@ def test_csv_holds_the_compared_checkpoints(run_cli):
     assert {r["name"] for r in rows} == {s.checkpoint for s in scores("gemma3-report-it", "instruct")}
     for r in rows:
         assert float(r["ratio"]) == int(r["layers"]) / int(r["hidden"]) and r["source"] == "G3R"
+
+
+def _disjoint_bands_runs(path):
+    """Two budgets whose optima lie a factor 20 apart: the reference's ε-bands do not intersect,
+    nil's smooth bands (wider, from the fitted parabola) do."""
+    import csv
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["budget", "depth", "width", "ratio", "seed", "test_loss"])
+        for n, opt in ((3e5, 0.004), (3e6, 0.08)):
+            for d in (1, 2, 3, 4, 6, 8, 12, 16, 24):
+                width = max(8, round(math.sqrt(n / (12 * d))))
+                r = d / width
+                for s in range(2):
+                    loss = 1.5 + 30 * n**-0.25 + 0.02 * (math.log(r) - math.log(opt)) ** 2 + 0.002 * rng.standard_normal()
+                    w.writerow([n, d, width, r, s, loss])
+
+
+def test_empty_reference_interval_falls_back_to_the_smooth_one(run_cli, tmp_path):
+    """`nil llms --interval fit.json` on a fit whose reference interval is empty (as the demo's is)
+    uses nil's smooth interval, says so in one line, and matches `--smooth`."""
+    runs = tmp_path / "runs.csv"
+    _disjoint_bands_runs(runs)
+    fit = run_cli("interval", str(runs), "--bootstrap", "50", "--permutations", "50", "--json", check=True)
+    doc = json.loads(fit.stdout)
+    assert doc["interval"]["empty"] is True and doc["smooth_interval"]["empty"] is False
+    f = tmp_path / "fit.json"
+    f.write_text(fit.stdout)
+    plain = run_cli("llms", "--interval", str(f), "--permutations", "100", "--json")
+    assert plain.returncode == 0, plain.stderr
+    note = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert len(note) == 1 and "reference interval" in note[0] and "empty" in note[0] and "smooth" in note[0]
+    smooth = run_cli("llms", "--interval", str(f), "--smooth", "--permutations", "100", "--json", check=True)
+    assert smooth.stderr.strip() == ""
+    got, want = json.loads(plain.stdout)["interval"], json.loads(smooth.stdout)["interval"]
+    assert (got["lo"], got["hi"]) == (want["lo"], want["hi"]) == (doc["smooth_interval"]["lo"], doc["smooth_interval"]["hi"])
+    # the human-readable output names the interval it used
+    table = run_cli("llms", "--interval", str(f), "--permutations", "100", check=True)
+    assert "smooth_interval" in table.stdout
+
+    # both empty: one line naming the flags that give an interval, exit status 1
+    doc["smooth_interval"] = dict(doc["interval"])
+    f.write_text(json.dumps(doc))
+    both = run_cli("llms", "--interval", str(f), "--permutations", "100")
+    assert both.returncode == 1 and "--lo X --hi Y" in both.stderr and "Traceback" not in both.stderr

@@ -17,7 +17,7 @@ __all__ = ["InteractionStats", "interaction_stats"]
 
 @dataclass(frozen=True)
 class InteractionStats:
-    """Interaction statistics of one symmetric k×k matrix M (METHOD.md §2.1–2.3, §8 R5).
+    """Interaction statistics of one symmetric k×k matrix M (docs/method.md §2.1–2.3, §8 R5).
 
     ``aofe`` is the off-diagonal energy Σ_{i≠j} M_ij²; ``aofe_ratio`` = aofe / ``frobenius``.
     ``degenerate`` marks a zero, empty or non-finite matrix, whose ratios are NaN (exact convention).

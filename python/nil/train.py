@@ -1,4 +1,4 @@
-"""The trainer of shape sweeps (METHOD §4.4 with nil's fixes R8, R9, fix 12–13).
+"""The trainer of shape sweeps (docs/method.md §4.4 with nil's fixes R8, R9, fix 12–13).
 
 AdamW with linear warm-up and cosine decay; the data budget D = ratio·N has already been turned
 into ``data.n_train_samples`` by the task, which sets base_steps = ⌈samples / batch⌉ (at least
@@ -54,7 +54,7 @@ class TrainConfig:
     precision: Precision = "auto"
     eval_batch_size: int = 256
     # How a data budget becomes samples (⌈D/units⌉ or ⌊D/units⌋, applied by the sweep runner) and
-    # base steps (⌈samples/batch⌉ or ⌊samples/batch⌋); "floor" is the reference's (METHOD §4.4).
+    # base steps (⌈samples/batch⌉ or ⌊samples/batch⌋); "floor" is the reference's (docs/method.md §4.4).
     rounding: Rounding = "ceil"
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,16 +72,16 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # METHOD §4.4, the byte-level NTP sweep: wd on all parameters, 300 warm-up steps, at least 200
+    # docs/method.md §4.4, the byte-level NTP sweep: wd on all parameters, 300 warm-up steps, at least 200
     # base steps, 1.5× cosine, evaluation every 200 with patience 10 (never fired), float32.
     # Windows ⌊D/T⌋ and base steps ⌊windows/64⌋ as the reference rounds them.
     "reference-ntp": TrainConfig(lr=3e-4, weight_decay=0.01, batch_size=64, warmup_steps=300, grad_clip=1.0,
                                  step_factor=1.5, min_base_steps=200, eval_every=200, patience=10, precision="fp32",
                                  rounding="floor"),
-    # METHOD §4.5, TS Transformer multi-budget.
+    # docs/method.md §4.5, TS Transformer multi-budget.
     "reference-ts": TrainConfig(lr=3e-4, weight_decay=1e-4, batch_size=256, warmup_steps=300, grad_clip=1.0,
                                 step_factor=1.5, eval_every=200, patience=8, precision="fp32"),
-    # METHOD §4.6, the 1M MLP sweep (3× base steps, lr 1e-3, no decay).
+    # docs/method.md §4.6, the 1M MLP sweep (3× base steps, lr 1e-3, no decay).
     "reference-mlp": TrainConfig(lr=1e-3, weight_decay=0.0, batch_size=128, warmup_steps=244, grad_clip=1.0,
                                  step_factor=3.0, eval_every=50, patience=8, precision="fp32"),
     # nil's default: the reference optimiser with norms and embeddings out of weight decay.

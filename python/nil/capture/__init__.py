@@ -1,4 +1,4 @@
-"""Capture of gradient statistics from torch models (DESIGN.md §5, METHOD.md §3 and §8 R1–R3).
+"""Capture of gradient statistics from torch models (docs/method.md §3 and §8 R1–R3).
 
 - ``capture_agop``: per-layer input AGOPs (the Neural Feature Ansatz object) or the projected
   output AGOP, accumulated in float64 on the device and/or streamed to a sink.

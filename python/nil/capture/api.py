@@ -89,14 +89,14 @@ def capture_agop(
     (Hugging Face ``input_ids``/``attention_mask``; ``labels`` ignored). ``layers``: None (blocks
     of a known family, else every linear/convolution), module names, globs or ``re:`` patterns.
 
-    ``mode="input"`` (the NFA object, METHOD R1): for each layer, E[JᵀJ] at its input, J = ∂y/∂h,
+    ``mode="input"`` (the NFA object, docs/method.md R1): for each layer, E[JᵀJ] at its input, J = ∂y/∂h,
     one row per sample (per token, every ``token_stride``-th, for [B, T, d] inputs; per receptive
     field for convolutions). y: the model output, the last position of sequence outputs
     (``positions="last"``) or all positions, projected by P when ``project`` is given. One backward
     pass per probe serves every layer: ``probes=k`` Gaussian (or ``probe_kind="rademacher"``)
     probes, unbiased; ``probes="exact"``: one backward per output coordinate.
 
-    ``mode="output"`` (METHOD R2): the projected output Gram E[(PJ)(PJ)ᵀ] (k×k) with respect to the
+    ``mode="output"`` (docs/method.md R2): the projected output Gram E[(PJ)(PJ)ᵀ] (k×k) with respect to the
     input of the first selected layer, exact from k VJPs (``estimator="exact"``) or by the
     reference's random-JVP estimator (``estimator="reference-jvp"``, ``probes`` JVPs per batch).
     ``project``: k (a seeded N(0,1)/√k matrix) or a k×V tensor; default 64. Key: ``"output"``.

@@ -1,4 +1,4 @@
-"""Per-layer input AGOP (the Neural Feature Ansatz object, METHOD R1): for every selected layer,
+"""Per-layer input AGOP (the Neural Feature Ansatz object, docs/method.md R1): for every selected layer,
 G = (1/n)·Σ g gᵀ with g = ∂(vᵀy)/∂h per sample (per token), one backward pass per probe v serving
 every layer at once."""
 

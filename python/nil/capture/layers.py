@@ -46,7 +46,7 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 class Layer:
     """A selected module: its name, the module, and how its input gradient becomes rows.
 
-    ``kind``: ``"conv"`` (gradient with respect to the unfolded receptive field, METHOD R1),
+    ``kind``: ``"conv"`` (gradient with respect to the unfolded receptive field, docs/method.md R1),
     ``"linear"`` (rows over the last axis, the weight's input space) or ``"input"`` (any other
     module: per sample, per token for [B, T, d] inputs, per position for channels-first inputs).
     """

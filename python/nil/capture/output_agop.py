@@ -1,10 +1,10 @@
 """The projected output AGOP (output Gram) E_x[(PJ)(PJ)ᵀ], J = ∂y/∂z with z the input of the first
 selected layer (a Transformer's embeddings) and y the last-position outputs.
 
-- ``exact`` (METHOD R2): the k rows of PJ from k vector-Jacobian products, batched with
+- ``exact`` (docs/method.md R2): the k rows of PJ from k vector-Jacobian products, batched with
   ``autograd.grad(..., is_grads_batched=True)`` where autograd allows and looped otherwise (or by
   tiling the batch, ``vjp="replicate"``); no probe noise.
-- ``reference-jvp`` (METHOD §3.1): the reference's random-JVP estimator, reproduced for
+- ``reference-jvp`` (docs/method.md §3.1): the reference's random-JVP estimator, reproduced for
   reference mode: P and the probes u ~ N(0, I) shaped like z from one generator seeded 42 (+ seed),
   Ju by ``torch.autograd.functional.jvp`` (double backward), non-finite entries zeroed,
   (Ju)ᵀ(Ju) averaged over samples, probes and batches.

@@ -1,7 +1,7 @@
 """``interaction_report``: in one call, what a runs table needs about a trained model's interaction:
 per-layer input AGOPs, the projected output AGOP, WᵀW superposition statistics of the input
 embedding and of each block's first linear map, and the NFA correlation of each such linear's WᵀW
-with its input AGOP (METHOD §2, §8 R1, R2, R5, R6)."""
+with its input AGOP (docs/method.md §2, §8 R1, R2, R5, R6)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
   ``token_stride``-th token (and only unpadded tokens when an attention mask is given).
 - other modules: [B, d] → samples; [B, T, d] → tokens (every ``token_stride``-th);
   [B, C, *spatial] (4-D and up) → one row of C channels per position.
-- convolutions (METHOD R1): the gradient with respect to each unfolded receptive field, Wᵀ·∂/∂z at
+- convolutions (docs/method.md R1): the gradient with respect to each unfolded receptive field, Wᵀ·∂/∂z at
   every output position z, rows of length in_channels·kernel (the unfolded weight's space).
 """
 

@@ -16,7 +16,7 @@ __all__ = ["capture_mode", "model_device"]
 @contextmanager
 def capture_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode (dropout off), parameters frozen (autograd then keeps only what input gradients
-    need and never forms a parameter gradient), TF32 off for float32 matmuls (METHOD R3)."""
+    need and never forms a parameter gradient), TF32 off for float32 matmuls (docs/method.md R3)."""
     modes = [(m, m.training) for m in model.modules()]
     grads = [(p, p.requires_grad) for p in model.parameters()]
     precision = torch.get_float32_matmul_precision()

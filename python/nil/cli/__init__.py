@@ -24,8 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb registered."""
     from .. import __version__
 
+    from ._help import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="nil",
+        formatter_class=HelpFormatter,
         description=(
             "nil — Neural Interaction Law: per-layer AGOP capture, interaction statistics and the "
             "efficient depth/width interval of a parameter budget."
@@ -35,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(DEBUG_FLAG, action="store_true",
                         help="show the Python traceback of an error (accepted anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def add_wrapped_parser(name: str, **kw: object) -> argparse.ArgumentParser:
+        # Every verb's help wraps to the terminal (at most 100 columns); HelpFormatter keeps the
+        # line breaks RawDescriptionHelpFormatter keeps, so it replaces that one and the default.
+        if kw.get("formatter_class") in (None, argparse.HelpFormatter, argparse.RawDescriptionHelpFormatter):
+            kw["formatter_class"] = HelpFormatter
+        return add_parser(name, **kw)  # type: ignore[arg-type]
+
+    sub.add_parser = add_wrapped_parser  # type: ignore[method-assign]
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from typing import Any
 
-from ..errors import NilValueError
+from ..errors import FormatError, NilValueError
 
 __all__ = ["register"]
 
@@ -44,7 +45,8 @@ def register(sub: Any) -> None:
     src.add_argument("--lo", type=float, help="lower bound of the R_D/W interval (with --hi)")
     p.add_argument("--hi", type=float, help="upper bound of the R_D/W interval (with --lo)")
     p.add_argument("--smooth", action="store_true",
-                   help="with --interval: use the smooth-fit interval (\"smooth_interval\") instead of the reference's")
+                   help="with --interval: use nil's smooth-fit interval (\"smooth_interval\") instead of the "
+                   "reference's (used anyway, with a note, when the reference's is empty)")
     p.add_argument("--protocol", default="oll-raw", choices=sorted(protocols()), metavar="P",
                    help="MMLU-Pro protocol to compare within (default oll-raw; see --list-protocols)")
     p.add_argument("--variant", default="base", choices=["base", "instruct"], help="base or instruct checkpoints (default base)")
@@ -65,7 +67,23 @@ def _interval(args: argparse.Namespace) -> Any:
     if args.interval:
         if args.hi is not None:
             args._parser.error("--hi goes with --lo, not with --interval")
-        return read_interval(args.interval, "smooth_interval" if args.smooth else "interval")
+        if args.smooth:
+            return read_interval(args.interval, "smooth_interval")
+        try:
+            return read_interval(args.interval, "interval")
+        except FormatError:
+            if not _empty(args.interval, "interval"):
+                raise
+            try:
+                iv = read_interval(args.interval, "smooth_interval")
+            except FormatError:
+                raise NilValueError(
+                    f"{args.interval}: the reference interval is empty (the per-budget bands do not intersect) "
+                    "and there is no non-empty smooth interval either; give one with --lo X --hi Y"
+                ) from None
+            print(f"nil llms: the reference interval in {args.interval} is empty (its per-budget bands do not "
+                  "intersect); using nil's smooth interval instead, as --smooth does", file=sys.stderr)
+            return iv
     if args.smooth:
         args._parser.error("--smooth goes with --interval")
     if (args.lo is None) != (args.hi is None):
@@ -73,6 +91,17 @@ def _interval(args: argparse.Namespace) -> Any:
     if args.lo is not None:
         return Interval(args.lo, args.hi, source="--lo/--hi")
     return None
+
+
+def _empty(path: str, key: str) -> bool:
+    """Whether ``path`` (valid `nil interval --json` output) marks its ``key`` interval empty."""
+    import json
+
+    try:
+        iv = json.loads(open(path, encoding="utf-8").read()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(iv, dict) and iv.get("empty") is True
 
 
 def _protocol_rows() -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """``hf_report``: nil's statistics on a pretrained transformers checkpoint from a local directory.
 
-What it measures (METHOD.md §2.4, §8 R1): superposition statistics of the input embedding (V×d)
+What it measures (docs/method.md §2.4, §8 R1): superposition statistics of the input embedding (V×d)
 and, when the model has an untied LM head, of the output embedding; the per-block input AGOP over
 a local text (``nil.capture.interaction_report``: Gaussian probes on the projected last-position
 logits of a causal LM, or on the projected mean-pooled hidden state of an encoder), the projected

@@ -42,12 +42,23 @@ def _plain_log_axis(ax: Any) -> None:
     plain = FuncFormatter(lambda v, _: f"{v:.3g}")
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain if hi / lo < 10 else NullFormatter())
-    ax.tick_params(axis="y", which="minor", labelsize=8)
+    ax.tick_params(axis="both", which="both", labelsize=8)  # one tick font, major and minor, x and y
 
 
 def _budget_axis_label(fit: IntervalFit) -> str:
     col = fit.columns["budget"]
     return "budget N (parameters)" if col == "budget" else f"budget N ({col})"
+
+
+def _budget_x(ax: Any, budgets: Any) -> None:
+    """Log x-axis of budgets ticked at the swept budgets, labelled 300k, 1M, 3M (the panel
+    titles' notation) instead of mantissa×10^k in a larger math font."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = sorted({float(b) for b in budgets})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_budget(v)[4:]))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _plain_log_x(ax: Any) -> None:
@@ -163,12 +174,16 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_axis(ax)
+    _budget_x(ax, n)
     ax.set_xlabel(_budget_axis_label(fit))
     ax.set_ylabel("depth / width ratio R")
     ax.grid(alpha=0.3, which="both", lw=0.5)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     note = "" if math.isfinite(st.slope) else f" (stability {st.note})" if st.note else ""
-    ax.set_title("Optimal shape against budget" + ("" if not note else "\n" + note.strip()), fontsize=10)
+    import textwrap
+
+    sub = "\n".join(textwrap.wrap(note.strip(), 70))
+    ax.set_title("Optimal shape against budget" + ("" if not note else "\n" + sub), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -189,6 +204,7 @@ def _frontier(fit: IntervalFit, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_axis(ax)
+    _budget_x(ax, n)
     ax.set_xlabel(_budget_axis_label(fit))
     ax.set_ylabel(f"best {fit.columns['loss']}")
     ax.grid(alpha=0.3, which="both", lw=0.5)
@@ -233,8 +249,9 @@ def _metric_vs_loss(fit: IntervalFit, cols: Columns, metrics: list[str], path: P
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, lw=0.5)
         ax.legend(fontsize=6)
-    fig.suptitle("Metric against loss across shapes (seed means; ρ: Spearman)", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle("Metric against loss across shapes (seed means; ρ: Spearman)", fontsize=11,
+                 y=1 - 0.1 / fig.get_figheight())
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # keep the title clear of the top row
     fig.savefig(path, dpi=130)
     plt.close(fig)
 

@@ -63,7 +63,7 @@ class LlmShape:
 
     @property
     def ratio(self) -> float:
-        """R_D/W = layers / hidden size (METHOD.md §4.1)."""
+        """R_D/W = layers / hidden size (docs/method.md §4.1)."""
         return self.layers / self.hidden
 
     @property

@@ -1,4 +1,4 @@
-"""Model families for shape sweeps at a fixed parameter budget (DESIGN §6, METHOD §4).
+"""Model families for shape sweeps at a fixed parameter budget (docs/method.md §4).
 
 ``build(family, depth, width, **kw)`` makes the module, ``param_count`` gives its closed-form count
 split into embedding, body and head, ``solve_width`` picks the width for a budget from the formulas
@@ -35,7 +35,7 @@ __all__ = [
 
 
 def default_init(family_name: str) -> Init:
-    """The init scheme a family uses unless told otherwise: ``reference`` for gpt (METHOD §4.4),
+    """The init scheme a family uses unless told otherwise: ``reference`` for gpt (docs/method.md §4.4),
     torch's defaults elsewhere."""
     return "reference" if family_name == "gpt" else "default"
 
@@ -80,5 +80,5 @@ def param_count(family_name: str, depth: int, width: int, **kw: Any) -> ParamCou
 
 
 def aspect_ratio(depth: int, width: int) -> float:
-    """R_D/W = depth / width (METHOD §4.1; depth means blocks/layers as each family defines it)."""
+    """R_D/W = depth / width (docs/method.md §4.1; depth means blocks/layers as each family defines it)."""
     return depth / width

@@ -1,4 +1,4 @@
-"""The split of a parameter count into embedding, body and head parameters (METHOD §8 R10).
+"""The split of a parameter count into embedding, body and head parameters (docs/method.md §8 R10).
 
 Every family's closed form returns a ``ParamCount``; the budget bookkeeping of a sweep row (active,
 embedding and non-embedding counts, budget error, pad ratio) is read from it.

@@ -20,7 +20,7 @@ __all__ = ["Family", "FAMILIES", "family"]
 
 @dataclass(frozen=True)
 class Family:
-    """One model family. ``multiple(kw)`` is the width step; the other defaults are METHOD §4.2's."""
+    """One model family. ``multiple(kw)`` is the width step; the other defaults are docs/method.md §4.2's."""
 
     name: str
     constructor: Callable[..., nn.Module]

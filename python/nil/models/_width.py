@@ -1,4 +1,4 @@
-"""Width solver for a fixed parameter budget, from the closed forms only (METHOD §4.2, §8 R10).
+"""Width solver for a fixed parameter budget, from the closed forms only (docs/method.md §4.2, §8 R10).
 
 Two bookkeeping rules of the reference:
 

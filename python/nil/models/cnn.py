@@ -1,4 +1,4 @@
-"""CNN family ``cnn`` (METHOD §4.2, the 1M CNN): patch-embedding stem and residual conv blocks.
+"""CNN family ``cnn`` (docs/method.md §4.2, the 1M CNN): patch-embedding stem and residual conv blocks.
 
 Stem: bias-free p×p stride-p convolution (in_ch→C) + GroupNorm + GELU; L residual blocks named
 ``blocks.N``, each two bias-free 3×3 convolutions with GroupNorm; global average pool, a final

@@ -1,7 +1,7 @@
-"""Decoder-only Transformer family ``gpt`` (METHOD §4.2 NTP byte LM and TS TinyGPT).
+"""Decoder-only Transformer family ``gpt`` (docs/method.md §4.2 NTP byte LM and TS TinyGPT).
 
 Pre-LN blocks named ``blocks.N`` with bias-free linears, affine LayerNorms, a 4·d MLP and causal
-self-attention through ``F.scaled_dot_product_attention(is_causal=True)`` (METHOD §8 R9: no
+self-attention through ``F.scaled_dot_product_attention(is_causal=True)`` (docs/method.md §8 R9: no
 B×H×T×T tensor), or the explicit-mask formula for reference mode (``attention="explicit"``).
 
 Two input kinds: byte/token inputs (``vocab=V``: token embedding, learned positions, untied

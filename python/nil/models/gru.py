@@ -1,4 +1,4 @@
-"""GRU family ``gru`` (METHOD §4.2, the 1M GRU): stacked single-layer GRUs named ``blocks.N`` and a
+"""GRU family ``gru`` (docs/method.md §4.2, the 1M GRU): stacked single-layer GRUs named ``blocks.N`` and a
 linear head on the last layer's final hidden state.
 
 Count: first layer 3·(in·h + h² + 2h), each further layer 3·(2h² + 2h), head (h+1)·out; with

@@ -1,9 +1,9 @@
-"""Seeded parameter initialisation from an explicit ``torch.Generator`` (METHOD §7 fix 9, R8:
+"""Seeded parameter initialisation from an explicit ``torch.Generator`` (docs/method.md §7 fix 9, R8:
 no code path touches the global RNG).
 
 ``"default"`` redraws torch's own defaults (Linear/Conv U(±1/√fan_in), Embedding and gpt's
 position table N(0, 1), GRU
-U(±1/√h), norms 1 and 0); ``"reference"`` is METHOD §4.4's Transformer init: every Linear and
+U(±1/√h), norms 1 and 0); ``"reference"`` is docs/method.md §4.4's Transformer init: every Linear and
 Embedding weight N(0, 0.02²), the residual output maps (``attn.proj``, ``fc2``) N(0, (0.02/√(2L))²),
 biases 0, norms 1 and 0. A frozen ``pad`` parameter stays zero.
 """

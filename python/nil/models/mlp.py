@@ -1,4 +1,4 @@
-"""MLP family ``mlp`` in the three styles of the reference (METHOD §4.1–4.2).
+"""MLP family ``mlp`` in the three styles of the reference (docs/method.md §4.1–4.2).
 
 - ``style="prenorm"`` (1M "PDE" MLP, default): entry Linear(in→w), (L−1) pre-LN residual blocks
   x + Linear(GELU(LN(x))), head Linear(w→out). Depth L counts the entry layer. Count

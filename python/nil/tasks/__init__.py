@@ -1,4 +1,4 @@
-"""Tasks for shape sweeps (DESIGN §6): teacher–student regression, byte-level language modelling
+"""Tasks for shape sweeps: teacher–student regression, byte-level language modelling
 on a local corpus, scikit-learn digits, and the bottleneck double-descent toy.
 
 ``make_task(name, **options)`` returns a task; ``task.make(n_train_samples, device)`` returns the

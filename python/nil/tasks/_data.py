@@ -1,4 +1,4 @@
-"""Splits, task data and fixed evaluation subsets shared by every task (METHOD §8 R8).
+"""Splits, task data and fixed evaluation subsets shared by every task (docs/method.md §8 R8).
 
 A split hands out (inputs, targets) batches for index tensors; ``TaskData`` holds the three splits,
 how many training samples the data budget buys, and the fixed subsets (validation during training,
@@ -117,7 +117,7 @@ class TaskData:
         )
 
     def capture_batches(self, batch_size: int = 64) -> Iterator[torch.Tensor]:
-        """The fixed capture sample of the test split, as input batches (METHOD R8: shared by all
+        """The fixed capture sample of the test split, as input batches (docs/method.md R8: shared by all
         shapes and seeds of a budget)."""
         for i in range(0, len(self.capture_idx), batch_size):
             yield self.test.batch(self.capture_idx[i : i + batch_size])[0]

@@ -1,4 +1,4 @@
-"""The bottleneck double-descent toy (METHOD §3.5, §6.1) with nil's fixes (fix 24).
+"""The bottleneck double-descent toy (docs/method.md §3.5, §6.1) with nil's fixes (fix 24).
 
 x ∈ R^1000 with each coordinate non-zero with probability 0.01, non-zeros U[0, 1), rows
 L2-normalised (zero rows stay zero). Model ŷ = ReLU(x·W1ᵀW1 + b), W1 ∈ R^{2×1000} Xavier normal,
@@ -102,7 +102,7 @@ def _masks(model: BottleneckModel, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def output_agop(model: BottleneckModel, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """E_x[J Jᵀ] = (G G) ⊙ C in float64 (the reference's "AGOP", METHOD §3.5)."""
+    """E_x[J Jᵀ] = (G G) ⊙ C in float64 (the reference's "AGOP", docs/method.md §3.5)."""
     G = (model.W1.T @ model.W1).double()
     C = torch.zeros_like(G)
     for i in range(0, len(x), chunk):

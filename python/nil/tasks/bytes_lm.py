@@ -1,4 +1,4 @@
-"""Byte-level language modelling over a local corpus (METHOD §4.4 with nil's fixes, R8).
+"""Byte-level language modelling over a local corpus (docs/method.md §4.4 with nil's fixes, R8).
 
 Vocabulary 256, windows of ``seq_len`` bytes predicting the next byte at every position; loss =
 per-byte cross-entropy in nats. The data budget D = ratio·N bytes buys ⌊D/T⌋ training windows

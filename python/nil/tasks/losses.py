@@ -1,9 +1,9 @@
 """The losses of nil's tasks, as a sum and a count so evaluation over many batches is an exact mean.
 
-- ``mse``: squared error per element (teacher–student regression, METHOD §1).
+- ``mse``: squared error per element (teacher–student regression, docs/method.md §1).
 - ``ce``: cross-entropy per sample (classification).
 - ``lm``: cross-entropy per token over every position, in nats (byte LM).
-- ``recon``: squared error summed over dimensions, per sample (bottleneck toy, METHOD §6.1).
+- ``recon``: squared error summed over dimensions, per sample (bottleneck toy, docs/method.md §6.1).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Teacher–student regression (METHOD §4.5–4.6): a frozen random teacher maps Gaussian inputs to
+"""Teacher–student regression (docs/method.md §4.5–4.6): a frozen random teacher maps Gaussian inputs to
 targets; students of every shape regress them.
 
 Teachers: ``mlp`` — bias-free GELU MLP in→w→w→w→out with weights N(0, 1/fan_in) (the 1M MLP
 sweep's teacher); ``gpt`` — a frozen 6-block decoder (d 64, head_dim 8, d_ff 256) on the input
 read as a scalar sequence, its last-position output (the TS multi-budget teacher). Inputs are
 x ~ N(0, I_in) (read as a length-``in_dim`` scalar sequence by gpt/gru students); targets are
-standardised per output with the *training* mean and standard deviation only (METHOD §7 fix 17).
+standardised per output with the *training* mean and standard deviation only (docs/method.md §7 fix 17).
 Every draw comes from an explicit generator derived from ``data_seed``.
 """
 
