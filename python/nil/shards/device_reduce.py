@@ -3,7 +3,7 @@
 
 Every shard is verified against its manifest blake3 before its rows count (``_core.shard_verify``
 on a helper thread, one shard ahead of the reads; a mismatch stops the reduction with the core's
-error, where the CPU reduction also refuses the capture). Its rows are then read from a memory map of the shard, ``block_rows`` rows of one layer at a time,
+error, where the CPU reduction also refuses the capture). Its rows are then read with pread (not a memory map: a shard cut short is an error naming it) from the shard, ``block_rows`` rows of one layer at a time,
 by ``readers`` threads into a ring of ``buffers`` host buffers (pinned on CUDA), copied to the
 device asynchronously, widened to float32 there, and reduced: per ``product_rows`` rows (4096),
 Xᵀ X in float32 (TF32 off), added into a float64 d×d accumulator on the device. The result is the same accumulator the
