@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from ..interval._columns import is_per_layer
+
 __all__ = ["register"]
 
 
@@ -261,13 +263,6 @@ def _check_plot_dir(path: str) -> None:
                             "into (or a path that can become one)")
 
 
-def _per_layer(metric: str) -> bool:
-    """A per-layer column (``agop_aofe_ratio_L3``): defined only for shapes that deep."""
-    import re
-
-    return re.search(r"_L\d+$", metric) is not None
-
-
 def _in_short(con: Any, fit: Any) -> None:
     """One paragraph in words: where the loss-optimal shape is, and how sure that is."""
     iv = fit.smooth_interval
@@ -330,7 +325,8 @@ def run(args: argparse.Namespace) -> int:
         from ..interval.plots import write_plots
 
         cols = resolve_columns(args.runs, args.budget_col, args.ratio_col, args.loss_col, args.metrics, args.frontier_x)
-        figures = write_plots(fit, cols, args.plot)
+        named = set(args.metrics or ()) | set(args.frontier_x or ())
+        figures = write_plots(fit, cols, args.plot, all_metrics=args.all_metrics, named=named)
         if args.json or args.csv:
             for path in figures:
                 err.print(f"wrote {path}", markup=False, highlight=False)
@@ -360,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
            left=("statistic", "value"))
     named = set(args.metrics or ()) | set(args.frontier_x or ())
     shown = [c for c in fit.correlations
-             if args.all_metrics or (_estimable(c) and (c.metric in named or not _per_layer(c.metric)))]
+             if args.all_metrics or (_estimable(c) and (c.metric in named or not is_per_layer(c.metric)))]
     if shown:
         crow = [{"metric": c.metric, "budget": _n(c.budget), "n": str(c.n),
                  "spearman ρ": f"{_r(c.spearman)} {_ci(c.spearman_ci, _r)}", "p": _g(c.spearman_p, 2),
@@ -370,7 +366,7 @@ def run(args: argparse.Namespace) -> int:
     hidden = len([c for c in fit.correlations if not _estimable(c)]) if not args.all_metrics else 0
     layered = sorted({c.metric for c in fit.correlations if c not in shown and _estimable(c)})
     partial = [c for c in fit.partial_correlations if args.all_metrics or (
-        c.n >= 4 and math.isfinite(c.spearman) and (c.metric in named or not _per_layer(c.metric)))]
+        c.n >= 4 and math.isfinite(c.spearman) and (c.metric in named or not is_per_layer(c.metric)))]
     if partial:
         prow = [{"metric": c.metric, "n": str(c.n), "partial spearman": _r(c.spearman), "p": _g(c.spearman_p, 2),
                  "partial pearson": _r(c.pearson), "p ": _g(c.pearson_p, 2)} for c in partial]

@@ -308,3 +308,11 @@ def resolve_columns(
         notes.append(f"{n_nan} of {len(cols[lo])} rows have no finite {lo!r} and were left out")
     arrays = {k: np.ascontiguousarray(cols[k], dtype=np.float64) for k in (b, r, lo, *chosen)}
     return Columns(source, b, r, lo, tuple(chosen), arrays, tuple(notes))
+
+
+def is_per_layer(metric: str) -> bool:
+    """A per-layer column (``agop_aofe_ratio_L3``): defined only for shapes that deep, so shown
+    (tables, figures) only when asked for; their layer means are the default."""
+    import re
+
+    return re.search(r"_L\d+$", metric) is not None

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import Columns
+from ._columns import Columns, is_per_layer
 from ..errors import NilValueError
 from ._result import IntervalFit
 
@@ -41,7 +41,14 @@ def _plain_log_axis(ax: Any) -> None:
     lo, hi = ax.get_ylim()
     plain = FuncFormatter(lambda v, _: f"{v:.3g}")
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain if hi / lo < 10 else NullFormatter())
+    majors = math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) + 1 if lo > 0 else 2
+    if hi / lo < 10:
+        ax.yaxis.set_minor_formatter(plain)
+    elif majors < 2:  # one power of ten in view: label the 2s and 5s too, so the scale can be read
+        ax.yaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:.3g}" if round(v / 10 ** math.floor(math.log10(v) + 1e-9)) in (2, 5) else ""))
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.tick_params(axis="both", which="both", labelsize=8)  # one tick font, major and minor, x and y
 
 
@@ -145,13 +152,18 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
             ax.axhline(y, color="tab:orange", ls="--", lw=1.2,
                        label="interval (reference: ∩ span bands)" if k == 0 else None)
     n = np.array([b.budget for b in fit.budgets])
-    first = {"interior": True, "low": True, "high": True}
+    first = {"interior": True, "low": True, "high": True, "edge": True}
     for b in fit.budgets:
         s = b.smooth
         if s.status == "interior":
             ax.errorbar([b.budget], [s.ratio_star], yerr=[[s.ratio_star - s.set_lo], [s.set_hi - s.ratio_star]],
                         fmt="o", color="tab:blue", capsize=3, label=f"R̂* ({s.level:.0%} set)" if first["interior"] else None)
             first["interior"] = False
+            for edge, at, mark in ((s.set_lo, s.set_lo_at_bound, "v"), (s.set_hi, s.set_hi_at_bound, "^")):
+                if at:  # the set runs to the sweep's edge: the data do not bound it there
+                    ax.plot([b.budget], [edge], marker=mark, ms=7, mfc="white", color="tab:blue", ls="none",
+                            label="set edge at a sweep bound" if first["edge"] else None)
+                    first["edge"] = False
         elif s.status == "censored_low":
             ax.plot([b.budget], [s.set_hi], marker="v", ms=8, color="tab:purple", ls="none",
                     label="censored: R* ≤ bound" if first["low"] else None)
@@ -264,8 +276,11 @@ def _seed_points(cols: Columns) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     return {float(n): (r[ok & (b == n)], l[ok & (b == n)]) for n in np.unique(b[ok])}
 
 
-def write_plots(fit: IntervalFit, cols: Columns, directory: str | Path) -> list[Path]:
-    """Writes the figures of ``fit`` into ``directory`` (created if needed); returns their paths."""
+def write_plots(fit: IntervalFit, cols: Columns, directory: str | Path, *, all_metrics: bool = False,
+                named: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+    """Writes the figures of ``fit`` into ``directory`` (created if needed); returns their paths.
+    ``metric_vs_loss.png`` has a panel per metric with an estimable correlation, per-layer columns
+    only when ``all_metrics`` or ``named`` (as the CLI's tables)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +296,8 @@ def write_plots(fit: IntervalFit, cols: Columns, directory: str | Path) -> list[
     if f is not None and f.note is None:
         paths.append(out / "frontier.png")
         _frontier(fit, paths[-1])
-    metrics = _estimable_metrics(fit, list(cols.metrics))
+    metrics = [m for m in _estimable_metrics(fit, list(cols.metrics))
+               if all_metrics or m in named or not is_per_layer(m)]
     if metrics:
         paths.append(out / "metric_vs_loss.png")
         _metric_vs_loss(fit, cols, metrics, paths[-1])
