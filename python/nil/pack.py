@@ -163,6 +163,7 @@ class _Job:
         # Device seconds one step costs with the device to itself, estimated as 1 / (n * rate) from
         # a segment in which n jobs shared the device (fair sharing); None until measured.
         self.cost: float | None = None
+        self.segments = 0  # evaluations done; the first segment also holds warm-up and graph capture
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -366,6 +367,7 @@ class _Job:
             now = time.perf_counter()
             done_steps = self.step - self.evaluated
             self.segment_rate = done_steps / max(now - self.t_segment, 1e-9)
+            self.segments += 1
             self.t_segment = now
             self.evaluated = self.step
             for k, m in enumerate(self.members):
@@ -702,7 +704,8 @@ class PackScheduler:
         for j in jobs:
             if j.boundary_ready():
                 j.evaluate_boundary()
-                if j.segment_rate:
+                if j.segment_rate and j.segments >= 2:  # the first segment's rate includes the
+                    # warm-up, the graph capture and the admission of later jobs: it overstates cost
                     j.cost = 1.0 / (len(jobs) * j.segment_rate)
                     self._costs[self._shape_of(j, running)] = j.cost
                 moved = True
