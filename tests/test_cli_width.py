@@ -167,3 +167,10 @@ def test_a_wide_label_column_and_a_folding_text_column_share_the_width():
     assert all(len(line) <= 100 for line in lines)
     assert any(line.rstrip().endswith("0.0099 │") for line in lines), lines
     assert "agop_participation_ratio_mean" in "\n".join(lines) and "(99.5% defined)" in "\n".join(lines)
+
+
+def test_llms_fits_with_its_sources_and_verdict(tmp_path):
+    """The verdict and the source lines wrap too (they were single lines of up to 353 characters)."""
+    text = _nil("llms", "--permutations", "200", cwd=tmp_path)
+    _fits(text)
+    assert "sources:" in text

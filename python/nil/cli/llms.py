@@ -169,7 +169,7 @@ def _assoc_cells(c: Any, main: bool) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Runs ``nil llms``."""
     from ..llms import compare, scores, shape_table, sources
-    from ._table import print_json, print_table
+    from ._table import print_json, print_table, say
 
     if args.list_protocols:
         rows = _protocol_rows()
@@ -233,12 +233,12 @@ def run(args: argparse.Namespace) -> int:
         assoc,
     )
     if comp.excluded:
-        print("left out: " + ", ".join(f"{v} {k}" for k, v in comp.excluded.items()) + " (use --include-chance to keep them)")
-    print(comp.verdict)
+        say("left out: " + ", ".join(f"{v} {k}" for k, v in comp.excluded.items()) + " (use --include-chance to keep them)")
+    say(comp.verdict)
     print("sources:")
     for k in used_keys:
         if k in sources():
-            print(f"  {k}: {sources()[k]}")
+            say(f"{k}: {sources()[k]}", indent="  ")
     if args.plot:
-        print(f"plot written to {args.plot}")
+        say(f"plot written to {args.plot}")
     return 0
