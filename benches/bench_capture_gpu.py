@@ -12,8 +12,8 @@ Cases (sizes in parentheses are the full run; ``--smoke`` shrinks everything to 
   head_dim 64, vocabulary 50,257, 64 × 1,024 tokens, 8 probes): seconds per probe against one
   forward+backward training step on the same batch (same dtype and micro-batches), and the extra
   time of streaming rows to disk (issue 14), side by side in one run at ``--sink-stride``: the
-  capture alone, the capture streaming to ``nil.shards.ShardWriter`` (staged through pinned host
-  buffers, the default), to ``ShardWriter(staging=0)`` (the earlier path: a pageable ``.cpu()`` in
+  capture alone, the capture streaming to ``nil.shards.ShardWriter(staging=4)`` (staged through
+  pinned host buffers), to ``ShardWriter(staging=0)`` (the default: a pageable ``.cpu()`` in
   the writer thread) and to a numpy-memmap sink with a background thread (no checksum, no fsync).
   Each repeat times the four in turn (medians reported); every sink is timed until its last row is
   on disk (the writer closed).
@@ -206,8 +206,8 @@ class MemmapSink:
 
 
 SINKS = {
-    "shards": "nil.shards.ShardWriter, float16, default staging (4 pinned buffers for CUDA rows)",
-    "shards-unstaged": "nil.shards.ShardWriter(staging=0), float16: device copy + pageable .cpu() in its thread",
+    "shards": "nil.shards.ShardWriter(staging=4), float16: 4 pinned buffers for CUDA rows, side-stream copies",
+    "shards-unstaged": "nil.shards.ShardWriter(staging=0, the default), float16: device copy + pageable .cpu() in its thread",
     "memmap": "numpy memmap, pinned buffer per write, background thread (float16; no checksum, no fsync)",
 }
 
@@ -218,7 +218,7 @@ def _sink(directory: Path, names: list[str], d: int, rows: int, kind: str) -> An
     from nil.shards import ShardWriter
 
     return ShardWriter(directory, layers=dict.fromkeys(names, d), dtype="float16", meta={"bench": "capture"},
-                       staging=0 if kind == "shards-unstaged" else None)
+                       staging=0 if kind == "shards-unstaged" else 4)
 
 
 def gpt2_case(dev: torch.device, depth: int, d: int, head_dim: int, vocab: int, ctx: int, batch: int,

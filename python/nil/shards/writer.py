@@ -7,14 +7,14 @@ core, which also computes each shard's blake3. A killed writer therefore leaves 
 (the shards listed in its manifest), and opening the same directory again with ``resume=True`` resumes it after
 verifying its last shard.
 
-CUDA rows (``staging``, default 4 buffers): the caller's thread casts CUDA rows to the shard dtype
+Torch rows with ``staging=N`` (N ≥ 1; default 0, off): the caller's thread casts CUDA rows to the shard dtype
 on the device and starts an asynchronous copy into one buffer of a ring of pinned host buffers on a
 side stream (``staging.RowStager``, one event per buffer); the converter thread waits for that
 buffer's event and copies the rows out, so the capture's stream never waits for a pageable
-device-to-host copy. With an explicit ``staging`` count CPU tensors take the same path,
-unpinned and synchronously (copied at ``write``; by default they are kept as given, which is
-faster on the CPU). ``staging=0`` is the earlier path (a device copy per write, a synchronous ``.cpu()``
-in the converter thread); both store the same bits.
+device-to-host copy; CPU tensors take the same path, unpinned and synchronously. Off by default:
+on an H200 it measured no faster than ``staging=0`` (docs/benchmarks.md, "Streaming nearly
+free"), which makes a device copy per write and a synchronous ``.cpu()`` in the converter thread;
+both store the same bits.
 
 One writer at a time: the writer holds an exclusive ``flock`` on the capture directory itself
 (an open descriptor of it), so deleting or replacing ``.lock`` cannot let a second writer in.
@@ -108,9 +108,8 @@ class ShardWriter:
     ``write`` returns as soon as the rows are queued: do not modify numpy arrays or CPU tensors
     after passing them (CUDA tensors are copied on their device at once). At most ``queue_size``
     writes wait in the queue, so a slow disk slows the producer instead of filling memory.
-    ``staging``: host buffers of the staging ring (module docstring): None (default) stages CUDA
-    rows through 4 pinned buffers and keeps CPU rows as given; a count ≥ 1 stages CPU tensors
-    too (copied at ``write``, unpinned); 0 turns staging off.
+    ``staging``: host buffers of the staging ring (module docstring); 0 (default) stages nothing,
+    a count ≥ 1 stages torch rows (CUDA rows pinned, on a side stream).
     An existing capture is never appended to silently: it is refused unless ``resume=True``,
     which appends to it after checking that its layers, dtype and meta agree with the arguments
     (``ShardError`` naming every difference otherwise) and says on stderr
@@ -127,7 +126,7 @@ class ShardWriter:
         shard_bytes: int = 128 << 20,
         queue_size: int = 8,
         resume: bool = False,
-        staging: int | None = None,
+        staging: int = 0,
     ) -> None:
         self.path = Path(path)
         self.layers = check_layers(layers)
@@ -139,11 +138,10 @@ class ShardWriter:
                 f"ShardWriter: shard_bytes and queue_size must be positive, found {shard_bytes}, {queue_size}"
             )
         self.shard_bytes = int(shard_bytes)
-        if staging is not None and (isinstance(staging, bool) or not isinstance(staging, int) or staging < 0):
-            raise NilValueError(f"ShardWriter: staging must be None or a count of host buffers >= 0, found {staging!r}")
-        #: Host buffers of the staging ring; CPU tensors are staged only when staging is given.
-        self.staging = 4 if staging is None else staging
-        self._stage_cpu = staging is not None and staging > 0
+        if isinstance(staging, bool) or not isinstance(staging, int) or staging < 0:
+            raise NilValueError(f"ShardWriter: staging must be a count of host buffers >= 0, found {staging!r}")
+        #: Host buffers of the staging ring (0: torch rows are not staged).
+        self.staging = staging
         self._stagers: dict[Any, RowStager] = {}
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(queue_size))
         self._error: BaseException | None = None
@@ -257,9 +255,7 @@ class ShardWriter:
             shape = tuple(r.shape)
             if len(shape) != 2 or shape[1] != dim:
                 raise ShapeError(f"{self.path}: layer {name}: expected rows of shape (n, {dim}), found {shape}")
-            if self.staging and type(r).__module__.startswith("torch") and (
-                getattr(r, "is_cuda", False) or (self._stage_cpu and hasattr(r, "device"))
-            ):
+            if self.staging and type(r).__module__.startswith("torch") and hasattr(r, "device"):
                 device_rows[name] = r
             else:
                 item[name] = self._snapshot(r)
