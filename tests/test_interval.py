@@ -445,6 +445,23 @@ def test_one_depth_per_budget_is_flagged_not_fitted():
     assert fit.interval.empty  # the two single shapes do not overlap
 
 
+def test_a_budget_with_too_few_shapes_is_left_out_of_the_cross_budget_answers():
+    """A budget still being swept (one finished shape) has no band and no best loss: it must not
+    make the intersections 'empty' or add a frontier point that is not an optimum."""
+    full = simulate(budgets=(3e5, 1e6, 3e6), seeds=1)
+    partial = {k: np.append(v, v[-1]) for k, v in full.items()}
+    partial["budget"][-1], partial["depth"][-1], partial["ratio"][-1] = 1e7, 1.0, 1 / 280
+    partial["test_loss"][-1] = 1.9  # far above the frontier: the one depth-1 run of a big budget
+    a, b = nil.fit_interval(full, **FAST), nil.fit_interval(partial, **FAST)
+    assert len(b.budgets) == 4 and b.budgets[-1].smooth.status == "no_fit"
+    assert not a.smooth_interval.empty and not b.smooth_interval.empty
+    assert (b.smooth_interval.lo, b.smooth_interval.hi) == (a.smooth_interval.lo, a.smooth_interval.hi)
+    assert (b.interval.lo, b.interval.hi) == (a.interval.lo, a.interval.hi)
+    assert list(b.smooth_interval.budgets) == [3e5, 1e6, 3e6]
+    assert b.frontier["budget"].n == 3 and b.frontier["budget"].b == a.frontier["budget"].b
+    assert b.argmin_summary.max == a.argmin_summary.max
+
+
 def test_ties_nan_losses_and_single_budget():
     runs = {"budget": [1e6] * 6, "ratio": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32],
             "test_loss": [2.2, 2.0, 2.0, float("nan"), 2.3, 2.6]}

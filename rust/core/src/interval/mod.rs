@@ -332,8 +332,22 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
     let metric_cols: Vec<Vec<f64>> = runs.metrics.iter().map(|(_, c)| c.to_vec()).collect();
     let g = group(runs.budget, runs.ratio, runs.loss, &metric_cols)?;
     let nb = g.budgets.len();
+    // A budget with fewer shapes than a shape-constrained fit needs has no band and no best
+    // shape to speak of (its one run is not its optimum): by default it is left out of the
+    // intersections and the frontier, which would otherwise call the bands disjoint or fit a
+    // point that is not a best loss. It stays in the per-budget table with its note.
+    let fittable: Vec<bool> = g
+        .budgets
+        .iter()
+        .map(|b| b.shapes.len() >= profile::MIN_SHAPES)
+        .collect();
+    let keep: Vec<bool> = if fittable.iter().any(|&k| k) {
+        fittable
+    } else {
+        vec![true; nb]
+    };
     let in_interval: Vec<bool> = match &opts.interval_budgets {
-        None => vec![true; nb],
+        None => keep.clone(),
         Some(sel) if sel.is_empty() => {
             return Err(NilError::Value(
                 "fit_interval: budgets is empty; give at least one budget to intersect, or None for all".into(),
@@ -410,7 +424,13 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         .collect();
 
     let width = nb * PER_BUDGET + CROSS + 2 * (1 + frontier_idx.len());
-    let ns: Vec<f64> = g.budgets.iter().map(|b| b.n).collect();
+    // Budgets of the frontier laws (NaN: left out, see `keep`).
+    let ns: Vec<f64> = g
+        .budgets
+        .iter()
+        .zip(&keep)
+        .map(|(b, &k)| if k { b.n } else { f64::NAN })
+        .collect();
     // One bootstrap replicate from resampled seed losses, written into `row`.
     let analyse = |losses: &[Vec<Vec<f64>>], row: &mut [f64]| {
         let mut loss_star = vec![f64::NAN; nb];
@@ -466,7 +486,13 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         tail[CROSS + 1] = p.b;
         for (k, &mi) in frontier_idx.iter().enumerate() {
             let x: Vec<f64> = (0..nb)
-                .map(|b| g.budgets[b].shapes[best_shape[b]].metric_means[mi])
+                .map(|b| {
+                    if keep[b] {
+                        g.budgets[b].shapes[best_shape[b]].metric_means[mi]
+                    } else {
+                        f64::NAN
+                    }
+                })
                 .collect();
             let p = powerlaw::fit_power_law(&x, &loss_star);
             tail[CROSS + 2 + 2 * k] = p.a;
@@ -629,7 +655,11 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
             .budgets
             .iter()
             .zip(&budgets)
-            .map(|(gb, b)| {
+            .zip(&keep)
+            .map(|((gb, b), &k)| {
+                if !k {
+                    return f64::NAN;
+                }
                 let am = b
                     .ratios
                     .iter()
