@@ -261,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
     if outcome and not outcome.get("complete", True):
         left = outcome["planned"] - outcome["already_done"] - outcome["finished"]
-        say(f"time limit of {outcome['time_limit']:g} s reached: {outcome['finished']} runs finished in this call, "
-              f"{left} left ({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
+        why = (f"time limit of {outcome['time_limit']:g} s reached" if outcome.get("time_limit_reached")
+               else f"stopped at {outcome.get('seconds', math.nan):.0f} s: no run left could finish within the {outcome['time_limit']:g} s limit")
+        say(f"{why}: {outcome['finished']} runs finished in this call, "
+            f"{left} left ({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
     return 0
