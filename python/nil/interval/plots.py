@@ -174,7 +174,9 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
                     label="censored: R* ≥ bound" if first["high"] else None)
             ax.vlines(b.budget, s.set_lo, s.set_hi, color="tab:purple", lw=1, alpha=0.6)
             first["high"] = False
-    ax.plot(n, [b.argmin_ratio for b in fit.budgets], marker="*", ms=9, ls="none", color="tab:orange", label="argmin R")
+    cross = _cross_budgets(fit)
+    ax.plot([b.budget for b in cross], [b.argmin_ratio for b in cross], marker="*", ms=9, ls="none", color="tab:orange",
+            label="argmin R")
     st = fit.stability
     if math.isfinite(st.slope):
         used = np.array(st.budgets)
@@ -201,12 +203,24 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
     plt.close(fig)
 
 
+# The fewest shapes a budget's fit needs (rust/core/src/interval/profile.rs MIN_SHAPES); below it a
+# budget's one or few runs are not its optimum, so the cross-budget figures leave it out, as the fit does.
+_MIN_SHAPES = 4
+
+
+def _cross_budgets(fit: IntervalFit) -> list[Any]:
+    """The budgets the cross-budget answers use: those with enough shapes (all when none has)."""
+    enough = [b for b in fit.budgets if len(b.ratios) >= _MIN_SHAPES]
+    return enough or list(fit.budgets)
+
+
 def _frontier(fit: IntervalFit, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
-    n = np.array([b.budget for b in fit.budgets])
-    best = np.array([b.argmin_loss for b in fit.budgets])
+    used = _cross_budgets(fit)
+    n = np.array([b.budget for b in used])
+    best = np.array([b.argmin_loss for b in used])
     ax.plot(n, best, "o", color="0.2", label="best loss per budget")
     f = fit.frontier.get(fit.columns["budget"])
     if f is not None and math.isfinite(f.a) and f.note is None:
