@@ -5,6 +5,7 @@ stops on Ctrl-C. Subprocess tests: what is checked is what a user sees."""
 from __future__ import annotations
 
 import _thread
+import threading
 import csv
 import json
 import pickle
@@ -66,11 +67,12 @@ def test_ctrl_c_stops_a_merge_within_a_block(tmp_path, monkeypatch):
 
     real = merging._core.partial_merge
     seen: list[int] = []
+    once = threading.Lock()  # workers report concurrently: interrupt at the first nonzero report, exactly once
 
     def partial_merge(inputs, skip, fast, progress):
         def cb(n):
             seen.append(n)
-            if sum(seen) > 0 and len([x for x in seen if x]) == 1:
+            if n and once.acquire(blocking=False):
                 _thread.interrupt_main()  # Ctrl-C, delivered while the merge runs
             return progress(n)
 
