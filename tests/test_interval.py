@@ -460,6 +460,29 @@ def test_a_budget_with_too_few_shapes_is_left_out_of_the_cross_budget_answers():
     assert list(b.smooth_interval.budgets) == [3e5, 1e6, 3e6]
     assert b.frontier["budget"].n == 3 and b.frontier["budget"].b == a.frontier["budget"].b
     assert b.argmin_summary.max == a.argmin_summary.max
+    assert b.smooth_interval.missing == [] and b.interval.missing == []
+    # Asked for by name, the band-less budget makes nil's interval not estimable, never "empty".
+    c = nil.fit_interval(partial, budgets=[3e5, 1e6, 3e6, 1e7], **FAST)
+    assert c.smooth_interval.missing == [1e7] and not c.smooth_interval.empty
+    assert math.isnan(c.smooth_interval.lo) and math.isnan(c.smooth_interval.hi)
+    assert c.interval.missing == []  # a span band always exists (a point, for one shape)
+
+
+def test_cli_says_not_estimable_for_a_named_budget_without_a_band(tmp_path):
+    import pandas as pd
+
+    full = simulate(budgets=(3e5, 1e6, 3e6), seeds=1)
+    t = pd.DataFrame(full)
+    t = pd.concat([t, t.iloc[[-1]].assign(budget=1e7, depth=1.0, ratio=1 / 280, test_loss=1.9)], ignore_index=True)
+    t.to_csv(tmp_path / "runs.csv", index=False)
+    r = subprocess.run([sys.executable, "-m", "nil", "interval", str(tmp_path / "runs.csv"), "--bootstrap", "0",
+                        "--budgets", "300000,1000000,3000000,10000000"],
+                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "160"})
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "not estimable: no fitted band at 10M" in out, out
+    assert "not estimable: no fitted band at 10M" in out[out.index("In short:"):]
+    assert "nil interval (∩ smooth bands), 4 budgets │ not estimable: no fitted band at 10M" in out, out
 
 
 def test_ties_nan_losses_and_single_budget():

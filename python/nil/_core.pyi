@@ -34,6 +34,7 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_NAME_BYTES",
     "RESERVED_NAMES",
+    "MIN_SHAPES",
     "subset_transform",
     "low_order_masks",
     "low_order_transform",
@@ -117,6 +118,7 @@ MAX_NAME_BYTES: int
 RESERVED_NAMES: list[str]
 
 # interval fitting (rust/python/src/interval.rs); NaN arrives as None in the returned dicts
+MIN_SHAPES: int  # fewest shapes a budget's fit needs; fewer: left out of the cross-budget answers
 def fit_interval(
     budget: npt.NDArray[np.float64],
     ratio: npt.NDArray[np.float64],

@@ -204,7 +204,9 @@ def _across(fit: Any) -> list[tuple[str, str]]:
     out = []
     n_int = len(fit.interval.budgets)
     for name, iv in (("reference interval (∩ span bands)", fit.interval), ("nil interval (∩ smooth bands)", fit.smooth_interval)):
-        if iv.empty:
+        if iv.missing:
+            val = "not estimable: no fitted band at " + ", ".join(_n(b) for b in iv.missing)
+        elif iv.empty:
             val = "empty: the bands do not overlap"
         else:
             val = _band(iv.lo, iv.hi, iv.lo_at_bound, iv.hi_at_bound)
@@ -284,6 +286,9 @@ def _in_short(con: Any, fit: Any) -> None:
     fitted = [b for b in fit.budgets if b.smooth.status != "no_fit"]
     if not fitted:
         parts.append("no budget has enough shapes for nil's fit (the notes above say why); sweep more depths")
+    elif iv.missing:
+        parts.append("nil's interval over the budgets is not estimable: no fitted band at "
+                     + ", ".join(_n(b) for b in iv.missing))
     elif iv.empty:
         parts.append(f"the fitted bands of the {n} budgets do not overlap: no one interval of R suits them all")
     else:
@@ -349,7 +354,8 @@ def run(args: argparse.Namespace) -> int:
         if r["notes"]:
             con.print(f"  {r['budget']}: {r['notes']}", markup=False)
     across = _across(fit)
-    unfit = [k for k, v in across if v.startswith(("not estimable", "not fitted"))]
+    # Laws that need more budgets are hidden by default; the intervals, the central answer, never are.
+    unfit = [k for k, v in across if "interval" not in k and v.startswith(("not estimable", "not fitted"))]
     if not args.all_metrics:
         across = [(k, v) for k, v in across if k not in unfit]
     _print(con, "Across budgets", ["statistic", "value"], [{"statistic": k, "value": v} for k, v in across],

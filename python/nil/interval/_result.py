@@ -122,13 +122,15 @@ class BudgetFit:
 
 @dataclass(frozen=True)
 class CrossInterval:
-    """Intersection of per-budget bands over ``budgets``; NaN bounds and ``empty`` when disjoint.
-    ``lo_at_bound``/``hi_at_bound``: the edge is set by a band that reaches its sweep's end, so
-    the interval may extend further there (a censored edge)."""
+    """Intersection of per-budget bands over ``budgets``; NaN bounds and ``empty`` when every band
+    exists and they are disjoint; ``missing``: budgets without a band, which make the intersection
+    not estimable (NaN bounds, not ``empty``). ``lo_at_bound``/``hi_at_bound``: the edge is set by
+    a band that reaches its sweep's end, so the interval may extend further there (a censored edge)."""
 
     lo: float
     hi: float
     empty: bool
+    missing: list[float]
     lo_at_bound: bool
     hi_at_bound: bool
     budgets: list[float]

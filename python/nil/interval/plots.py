@@ -144,7 +144,7 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    if not fit.smooth_interval.empty:
+    if math.isfinite(fit.smooth_interval.lo):  # neither empty nor missing a band
         ax.axhspan(fit.smooth_interval.lo, fit.smooth_interval.hi, color="tab:blue", alpha=0.10, lw=0,
                    label="interval (nil: ∩ smooth bands)")
     if not fit.interval.empty:
@@ -203,14 +203,12 @@ def _ratio_star_vs_budget(fit: IntervalFit, path: Path) -> None:
     plt.close(fig)
 
 
-# The fewest shapes a budget's fit needs (rust/core/src/interval/profile.rs MIN_SHAPES); below it a
-# budget's one or few runs are not its optimum, so the cross-budget figures leave it out, as the fit does.
-_MIN_SHAPES = 4
-
-
 def _cross_budgets(fit: IntervalFit) -> list[Any]:
-    """The budgets the cross-budget answers use: those with enough shapes (all when none has)."""
-    enough = [b for b in fit.budgets if len(b.ratios) >= _MIN_SHAPES]
+    """The budgets the cross-budget answers use, as the fit does: those with enough shapes for a
+    fit (all when none has); a budget's one or few runs are not its optimum."""
+    from .. import _core
+
+    enough = [b for b in fit.budgets if len(b.ratios) >= _core.MIN_SHAPES]
     return enough or list(fit.budgets)
 
 

@@ -77,6 +77,9 @@ def read_interval(path: str | Path, key: str = "interval") -> Interval:
         found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise FormatError(f'{p}: expected an object with "{key}": {{"lo": ..., "hi": ...}}, found keys {found}')
     lo, hi = iv["lo"], iv["hi"]
+    if iv.get("missing"):
+        raise FormatError(f'{p}: "{key}" is not estimable (no fitted band at budgets {iv["missing"]}); '
+                          "no interval to compare with")
     if iv.get("empty") is True:
         raise FormatError(f'{p}: "{key}" is empty (the per-budget bands do not intersect); no interval to compare with')
     if not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)):

@@ -124,5 +124,6 @@ fn correlation<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_interval, m)?)?;
     m.add_function(wrap_pyfunction!(correlation, m)?)?;
+    m.add("MIN_SHAPES", nil_core::interval::profile::MIN_SHAPES)?;
     Ok(())
 }

@@ -133,10 +133,13 @@ pub struct BudgetResult {
 /// An interval across budgets: the intersection of their bands.
 #[derive(Clone, Debug, Serialize)]
 pub struct CrossInterval {
-    /// NaN when the bands do not intersect.
+    /// NaN when the bands do not intersect or one is missing.
     pub lo: f64,
     pub hi: f64,
+    /// Every band exists and they do not intersect.
     pub empty: bool,
+    /// Budgets of `budgets` without a band (no fit): the intersection is not estimable.
+    pub missing: Vec<f64>,
     /// The edge is set by a band that reaches the end of its budget's sweep (a censored edge).
     pub lo_at_bound: bool,
     pub hi_at_bound: bool,
@@ -559,16 +562,18 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
         .filter(|&b| in_interval[b])
         .map(|b| g.budgets[b].n)
         .collect();
-    let cross = |(lo, hi, lb, hb): (f64, f64, bool, bool), col: usize| CrossInterval {
-        lo,
-        hi,
-        empty: !lo.is_finite(),
-        lo_at_bound: lb,
-        hi_at_bound: hb,
-        budgets: chosen.clone(),
-        lo_ci: ci(col, Some(col + 1)),
-        hi_ci: ci(col + 2, Some(col + 3)),
-    };
+    let cross =
+        |(lo, hi, lb, hb): (f64, f64, bool, bool), col: usize, missing: Vec<f64>| CrossInterval {
+            lo,
+            hi,
+            empty: !lo.is_finite() && missing.is_empty(),
+            missing,
+            lo_at_bound: lb,
+            hi_at_bound: hb,
+            budgets: chosen.clone(),
+            lo_ci: ci(col, Some(col + 1)),
+            hi_ci: ci(col + 2, Some(col + 3)),
+        };
     let selected = || {
         budgets
             .iter()
@@ -587,6 +592,7 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
             )
         })),
         t,
+        Vec::new(), // a span band always exists
     );
     let smooth_interval = cross(
         intersect(selected().map(|b| {
@@ -594,6 +600,10 @@ pub fn fit_interval(runs: &RunsTable<'_>, opts: &IntervalOptions) -> Result<Inte
             (s.band_lo, s.band_hi, s.band_lo_at_bound, s.band_hi_at_bound)
         })),
         t + 4,
+        selected()
+            .filter(|b| !(b.smooth.band_lo.is_finite() && b.smooth.band_hi.is_finite()))
+            .map(|b| b.budget)
+            .collect(),
     );
 
     let sel_budgets: Vec<&BudgetResult> = selected().collect();
