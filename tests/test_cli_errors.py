@@ -5,10 +5,10 @@ stops on Ctrl-C. Subprocess tests: what is checked is what a user sees."""
 from __future__ import annotations
 
 import _thread
-import threading
 import csv
 import json
 import pickle
+import threading
 import time
 from pathlib import Path
 

@@ -260,9 +260,18 @@ def run(args: argparse.Namespace) -> int:
                 cols, display)
     say(f"{len(table)} runs in {args.out}/runs.parquet; {wall:.1f} s. Next: nil interval {args.out}/runs.parquet")
     if outcome and not outcome.get("complete", True):
-        left = outcome["planned"] - outcome["already_done"] - outcome["finished"]
-        why = (f"time limit of {outcome['time_limit']:g} s reached" if outcome.get("time_limit_reached")
-               else f"stopped at {outcome.get('seconds', math.nan):.0f} s: no run left could finish within the {outcome['time_limit']:g} s limit")
-        say(f"{why}: {outcome['finished']} runs finished in this call, "
-            f"{left} left ({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
+        say(incomplete_line(outcome))
     return 0
+
+
+def incomplete_line(outcome: dict[str, Any]) -> str:
+    """Why a call left runs for the next one (``sweep.json``'s "outcome"): the limit passed, or
+    the scheduler stopped early because no run left could finish within it."""
+    left = outcome["planned"] - outcome["already_done"] - outcome["finished"]
+    limit = outcome.get("time_limit")
+    if outcome.get("time_limit_reached") or limit is None:
+        why = "time limit reached" if limit is None else f"time limit of {limit:g} s reached"
+    else:
+        why = f"stopped at {outcome.get('seconds', math.nan):.0f} s: no run left could finish within the {limit:g} s limit"
+    return (f"{why}: {outcome['finished']} runs finished in this call, {left} left "
+            f"({outcome['abandoned']} abandoned mid-run); re-run the same command to continue")
