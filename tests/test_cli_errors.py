@@ -8,6 +8,7 @@ import _thread
 import csv
 import json
 import pickle
+import signal
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,10 @@ def test_ctrl_c_stops_a_merge_within_a_block(tmp_path, monkeypatch):
         w.write({"a": np.ones((40_000, 1024), np.float16)})  # 82 MB: several progress reports
     from nil.shards import merging
 
+    # A process started in the background (`cmd &` without job control) inherits SIGINT ignored,
+    # and then Python installs no Ctrl-C handler and interrupt_main does nothing: install the one a
+    # terminal user has, so the test means the same however the suite is launched.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     real = merging._core.partial_merge
     seen: list[int] = []
     once = threading.Lock()  # workers report concurrently: interrupt at the first nonzero report, exactly once
@@ -81,9 +86,12 @@ def test_ctrl_c_stops_a_merge_within_a_block(tmp_path, monkeypatch):
     monkeypatch.setattr(merging._core, "partial_merge", partial_merge)
     out = tmp_path / "out.safetensors"
     t = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        nil.merge(out, path)
-        time.sleep(5)  # an interrupt seen only after the merge returned lands here
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nil.merge(out, path)
+            time.sleep(5)  # an interrupt seen only after the merge returned lands here
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - t < 30
     assert not out.exists()
     assert sum(seen) < manifest(path)["shards"][0]["bytes"]  # it stopped before the end
