@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the capture is written (deleted after)")
     ap.add_argument("--device", default=None, help="device of the device reduction (default cuda if available)")
     ap.add_argument("--block-rows", type=int, default=16384)
-    ap.add_argument("--readers", type=int, default=None, help="reader threads of the device reduction (default min(8, cores))")
+    ap.add_argument("--buffers", type=int, default=4, help="host buffers between the reader and the device")
     ap.add_argument("--quick", action="store_true", help="0.02 GB, d 64: runs on a CPU in seconds")
     ap.add_argument("--out", help="write the JSON summary here and print one line")
     a = ap.parse_args(argv)
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"gb_requested": a.gb, "layers": a.layers, "dim": a.dim, "dtype": "float16",
                            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda")
                            else "torch cpu", "cpu_threads": nil._core.num_threads(), "torch": torch.__version__,
-                           "block_rows": a.block_rows, "readers": a.readers, "quick": a.quick}
+                           "block_rows": a.block_rows, "buffers": a.buffers, "quick": a.quick}
     tmp = Path(tempfile.mkdtemp(prefix="nil-analyze-bench-", dir=a.dir))
     try:
         warm = tmp / "warm"
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu, _ = reduce(path)
         res["cpu_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        dev, _ = reduce_on_device(path, device=device, block_rows=a.block_rows, readers=a.readers)
+        dev, _ = reduce_on_device(path, device=device, block_rows=a.block_rows, buffers=a.buffers)
         res["device_s"] = time.perf_counter() - t0
         for k in ("cpu", "device"):
             res[f"{k}_gb_per_s"] = nbytes / res[f"{k}_s"] / 1e9

@@ -34,7 +34,7 @@ def _max_rel(x: np.ndarray, y: np.ndarray) -> float:
 def test_device_reduction_matches_the_core(tmp_path, dtype, block_rows):
     make_capture(tmp_path / "c", _rows(), dtype=dtype, batches=5, shard_bytes=3000)
     want, want_src = reduce(tmp_path / "c", precision="exact")
-    got, src = reduce_on_device(tmp_path / "c", device="cpu", block_rows=block_rows, buffers=3, readers=2,
+    got, src = reduce_on_device(tmp_path / "c", device="cpu", block_rows=block_rows, buffers=3,
                                 product_rows=5 if block_rows == 7 else 4096)
     assert src == want_src and len(src) > 3
     assert list(got) == list(want)
@@ -115,24 +115,56 @@ def test_tolerance_holds_over_many_full_float32_blocks(tmp_path):
     assert _max_rel(got["a"].matrix(), want["a"].matrix()) < TOL
 
 
-def test_a_shard_truncated_after_its_check_is_an_error_not_a_crash(tmp_path, monkeypatch):
-    """Rows are read with pread, never a memory map: a shard cut short under the reader is a
+def test_a_shard_truncated_before_its_pass_is_an_error_naming_it(tmp_path, monkeypatch):
+    """Rows are read with read(2), never a memory map: a shard cut short under the reduction is a
     FormatError naming the file (a mapped reader would die of SIGBUS)."""
-    import nil
     from nil.errors import FormatError
     from nil.shards import device_reduce as m
 
     path = tmp_path / "cap"
-    with nil.ShardWriter(path, {"a": 8}, dtype="float32") as w:
-        w.write({"a": np.ones((64, 8), dtype=np.float32)})
-    shard = next((path / "shards").glob("*.safetensors"))
-    real = m._core.shard_verify
+    with nil.ShardWriter(path, {"a": 8}, dtype="float32", shard_bytes=1000) as w:
+        for _ in range(3):
+            w.write({"a": np.ones((64, 8), dtype=np.float32)})
+    shard = sorted((path / "shards").glob("*.safetensors"))[1]
+    real = m._core.shard_stream
 
-    def verify_then_truncate(p: str, i: int) -> None:
-        real(p, i)
-        with open(shard, "r+b") as f:
-            f.truncate(shard.stat().st_size - 100)
+    def truncate_then_stream(p: str, i: int, *args: object) -> None:
+        if i == 1:  # after shard 0 has been reduced
+            with open(shard, "r+b") as f:
+                f.truncate(shard.stat().st_size - 100)
+        real(p, i, *args)
 
-    monkeypatch.setattr(m._core, "shard_verify", verify_then_truncate)
+    monkeypatch.setattr(m._core, "shard_stream", truncate_then_stream)
     with pytest.raises(FormatError, match=shard.name):
         m.reduce_on_device(path, device="cpu")
+
+
+def test_each_shard_is_read_once_and_the_rows_counted_are_the_bytes_hashed(tmp_path, monkeypatch):
+    """No separate verification pass (whose bytes could differ from those reduced): each shard is
+    streamed once, and a shard whose rows change between two reductions fails its checksum."""
+    from nil.shards import device_reduce as m
+
+    make_capture(tmp_path / "c", _rows(6), batches=3, shard_bytes=3000)
+    calls: list[int] = []
+    real = m._core.shard_stream
+
+    def counted(p: str, i: int, *args: object) -> None:
+        calls.append(i)
+        real(p, i, *args)
+
+    monkeypatch.setattr(m._core, "shard_verify", lambda *a: pytest.fail("a second pass over a shard"))
+    monkeypatch.setattr(m._core, "shard_stream", counted)
+    _, src = m.reduce_on_device(tmp_path / "c", device="cpu", block_rows=16)
+    assert calls == list(range(len(src))) and len(src) > 2
+
+
+def test_a_failure_on_the_device_side_stops_the_reader(tmp_path):
+    """A non-finite row raises (checked once per shard) and the reader thread does not hang."""
+    rows = _rows(7)
+    rows["b"][150] = np.nan
+    make_capture(tmp_path / "c", rows, batches=5, shard_bytes=3000)
+    with pytest.raises(NonFiniteError, match=r"layer b, row \d+") as e:
+        reduce_on_device(tmp_path / "c", device="cpu", block_rows=3, buffers=2)
+    assert ".safetensors" in str(e.value)
+    with pytest.raises(NilValueError, match="must be positive"):
+        reduce_on_device(tmp_path / "c", device="cpu", buffers=0)

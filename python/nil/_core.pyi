@@ -2,6 +2,7 @@
 
 Users call the typed API in ``nil``; these signatures are the contract between the two layers."""
 
+from collections.abc import Callable
 from os import PathLike
 from typing import Any, final
 
@@ -87,6 +88,14 @@ def shard_write(
 def manifest_write(dir: str | PathLike[str], text: str) -> None: ...
 def manifest_read(dir: str | PathLike[str]) -> str: ...
 def shard_verify(dir: str | PathLike[str], index: int) -> None: ...
+def shard_stream(
+    dir: str | PathLike[str],
+    index: int,
+    layers: list[tuple[str, int]],
+    slots: list[npt.NDArray[np.uint8]],
+    acquire: Callable[[], int],
+    ready: Callable[[int, str, int, int], None],
+) -> None: ...
 def file_blake3(path: str | PathLike[str]) -> str: ...
 def verify_capture(dir: str | PathLike[str]) -> dict[str, Any]: ...
 def reduce_capture(

@@ -8,7 +8,7 @@ use nil_core::fsutil::atomic_write;
 use nil_core::gram::Precision;
 use nil_core::shards::{self, manifest::Manifest, shard_file::ShardTensor, Partial};
 use nil_core::{NilError, NonFinitePolicy, RowDType};
-use numpy::PyReadonlyArray1;
+use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::collections::HashMap;
@@ -107,6 +107,88 @@ fn shard_verify(py: Python<'_>, dir: PathBuf, index: usize) -> PyResult<()> {
         shards::verify::verify_shard(&dir, &m, index)
     })
     .map_err(to_py)
+}
+
+/// A host buffer's address and length, handed to the reader without the interpreter.
+#[derive(Clone, Copy)]
+struct Slot {
+    ptr: usize,
+    len: usize,
+}
+
+/// Streams the rows of `layers` (name, rows per block) of shard `index` into the host buffers
+/// `slots`, in file order, hashing every byte: for each block `acquire()` names a free slot, the
+/// block's bytes are copied into it, and `ready(slot, layer, first_row, rows)` hands it on. Returns
+/// only if the shard's blake3 matches the manifest; an exception raised by a callback stops the
+/// pass and is raised again here.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn shard_stream(
+    py: Python<'_>,
+    dir: PathBuf,
+    index: usize,
+    layers: Vec<(String, usize)>,
+    mut slots: Vec<PyReadwriteArray1<'_, u8>>,
+    acquire: Py<PyAny>,
+    ready: Py<PyAny>,
+) -> PyResult<()> {
+    let mut bufs = Vec::with_capacity(slots.len());
+    for a in slots.iter_mut() {
+        let b = a.as_slice_mut()?;
+        bufs.push(Slot {
+            ptr: b.as_mut_ptr() as usize,
+            len: b.len(),
+        });
+    }
+    let mut raised: Option<PyErr> = None;
+    let outcome = detached(py, || {
+        let m = Manifest::read(&dir)?;
+        shards::stream_shard(&dir, &m, index, &layers, &mut |b| {
+            let got = Python::attach(|py| acquire.bind(py).call0()?.extract::<usize>());
+            let slot = match got {
+                Ok(k) => k,
+                Err(e) => {
+                    raised = Some(e);
+                    return Ok(false);
+                }
+            };
+            let Some(dst) = bufs.get(slot).copied() else {
+                return Err(NilError::Value(format!(
+                    "acquire() returned slot {slot}; there are {} buffers",
+                    bufs.len()
+                )));
+            };
+            if b.bytes.len() > dst.len {
+                return Err(NilError::Value(format!(
+                    "layer {}: a block of {} bytes does not fit a {}-byte host buffer",
+                    b.layer,
+                    b.bytes.len(),
+                    dst.len
+                )));
+            }
+            // SAFETY: `dst` is the memory of a writable, C-contiguous numpy array kept alive (and
+            // borrowed) by `slots` for this call; the caller's protocol hands a slot out only while
+            // nothing else reads or writes it, and the length is checked above.
+            unsafe {
+                std::ptr::copy_nonoverlapping(b.bytes.as_ptr(), dst.ptr as *mut u8, b.bytes.len());
+            }
+            let handed = Python::attach(|py| {
+                ready
+                    .bind(py)
+                    .call1((slot, b.layer, b.first_row, b.rows))
+                    .map(|_| ())
+            });
+            if let Err(e) = handed {
+                raised = Some(e);
+                return Ok(false);
+            }
+            Ok(true)
+        })
+    });
+    if let Some(e) = raised {
+        return Err(e);
+    }
+    outcome.map_err(to_py)
 }
 
 /// blake3 hex digest of a file.
@@ -291,6 +373,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(manifest_write, m)?)?;
     m.add_function(wrap_pyfunction!(manifest_read, m)?)?;
     m.add_function(wrap_pyfunction!(shard_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(shard_stream, m)?)?;
     m.add_function(wrap_pyfunction!(file_blake3, m)?)?;
     m.add_function(wrap_pyfunction!(verify_capture, m)?)?;
     m.add_function(wrap_pyfunction!(reduce_capture, m)?)?;

@@ -149,7 +149,11 @@ impl<'b> ShardReader<'b> {
         self.lo = b;
         self.consumed += n as u64;
         let bytes = &self.buf.bytes()[a..b];
-        self.hasher.update(bytes);
+        if bytes.len() >= 1 << 20 {
+            self.hasher.update_rayon(bytes); // large blocks hash on all cores (nil's pool)
+        } else {
+            self.hasher.update(bytes);
+        }
         Ok(bytes)
     }
 

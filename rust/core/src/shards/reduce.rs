@@ -9,8 +9,8 @@
 //! the largest layer needs.
 
 use super::manifest::{Manifest, ShardInfo};
-use super::reader::{Buffer, ShardReader, CHUNK, WINDOW};
-use super::shard_file::check_layer;
+use super::reader::{Buffer, CHUNK, WINDOW};
+use super::stream::{verified_pass, walk_rows, Wanted};
 use crate::dtype::{view_as_bf16, view_as_f16, RowDType};
 use crate::error::{NilError, Result};
 use crate::gram::{AgopAccumulator, NonFinitePolicy, Precision};
@@ -18,6 +18,7 @@ use crate::limits::{available_memory, dim_square_bytes, human};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,7 +80,7 @@ struct Selected {
     dim: usize,
 }
 
-fn interrupted() -> NilError {
+pub(crate) fn interrupted() -> NilError {
     NilError::Value(INTERRUPTED.into())
 }
 
@@ -292,7 +293,8 @@ pub fn reduce_capture_shards(
     })
 }
 
-/// Reduces one shard into `accs`, verifying its size and checksum on the way.
+/// Reduces one shard into `accs` in one verified pass ([`verified_pass`]): its size and checksum
+/// are checked on the way, and progress is reported about every [`CHUNK`] bytes.
 #[allow(clippy::too_many_arguments)]
 fn reduce_shard(
     dir: &Path,
@@ -304,110 +306,47 @@ fn reduce_shard(
     opts: &Opts<'_>,
     buf: &mut Buffer,
 ) -> Result<()> {
-    let mut r = ShardReader::open(dir, s, buf)?;
-    let outcome = reduce_stream(&mut r, m, s, index, selected, accs, opts);
-    let path = r.path.clone();
-    let mismatch = |found: String| NilError::Checksum {
-        path: path.clone(),
-        recorded_in: "the manifest",
-        expected: s.blake3.clone(),
-        found,
-    };
-    match outcome {
-        Ok(()) => {
-            let found = r.finish()?;
-            if found != s.blake3 {
-                return Err(mismatch(found));
-            }
-            Ok(())
-        }
-        Err(e) if is_interrupt(&e) => Err(e),
-        // The shard failed to parse or held bad values: if its bytes are not the recorded ones,
-        // say so rather than reporting the symptom (a read that failed reports itself).
-        Err(e) => match r.finish() {
-            Ok(found) if found != s.blake3 => Err(mismatch(found)),
-            _ => Err(e),
-        },
-    }
-}
-
-/// The single pass over a shard: every byte is hashed in file order as it is read, the selected
-/// layers' rows are reduced block by block, and progress is reported about every [`CHUNK`] bytes.
-fn reduce_stream(
-    r: &mut ShardReader<'_>,
-    m: &Manifest,
-    s: &ShardInfo,
-    index: &HashMap<&str, usize>,
-    selected: &[Selected],
-    accs: &mut [AgopAccumulator],
-    opts: &Opts<'_>,
-) -> Result<()> {
-    let progress = opts.progress;
-    let path = r.path.clone();
-    let tensors = r.header()?;
-    let dtype = m.dtype();
-    for l in &m.layers {
-        check_layer(&path, &tensors, &l.name, l.dim, s.rows[&l.name], dtype)?;
-    }
-    let mut regions: Vec<(&str, usize, usize)> = tensors
+    let esize = m.dtype().size();
+    let wanted: HashMap<&str, Wanted> = selected
         .iter()
-        .map(|(n, t)| (n.as_str(), t.start, t.end))
+        .map(|l| {
+            let w = Wanted {
+                dim: l.dim,
+                block_rows: block_rows(l.dim * esize, l.dim),
+            };
+            (l.name.as_str(), w)
+        })
         .collect();
-    regions.sort_by_key(|r| (r.1, r.2));
-    let esize = dtype.size();
     // Bytes processed but not yet reported (the header counts as processed).
-    let mut pending = r.position();
-    let report = |n: u64, pending: &mut u64| -> bool {
-        *pending += n;
-        if *pending >= CHUNK as u64 {
-            let p = std::mem::take(pending);
-            return progress(p) && !opts.halted();
+    let pending = Cell::new(0u64);
+    let report = |n: u64| -> bool {
+        pending.set(pending.get() + n);
+        if pending.get() >= CHUNK as u64 {
+            return (opts.progress)(pending.take()) && !opts.halted();
         }
-        true
+        !opts.halted()
     };
-    for (name, start, end) in regions {
-        if opts.halted() {
+    verified_pass(dir, s, buf, |r| {
+        let path = r.path.clone();
+        walk_rows(
+            r,
+            m,
+            s,
+            &wanted,
+            &mut |b| {
+                let acc = &mut accs[index[b.layer]];
+                update_block(acc, b.bytes, b.rows, b.dim, b.dtype, opts)
+                    .map_err(|e| relabel(e, &path, b.layer, b.first_row as u64))?;
+                Ok(report(b.bytes.len() as u64))
+            },
+            &mut |n| report(n),
+        )?;
+        let left = pending.take();
+        if left > 0 && !(opts.progress)(left) {
             return Err(interrupted());
         }
-        let at = r.position();
-        if (start as u64) > at {
-            // Not produced by a valid header (tensors are contiguous), but hash any gap all the same.
-            r.skip(start as u64 - at, &mut |_| true)?;
-        }
-        match index.get(name) {
-            Some(&k) => {
-                let dim = selected[k].dim;
-                let row_bytes = dim * esize;
-                let br = block_rows(row_bytes, dim);
-                let rows = (end - start) / row_bytes;
-                let mut r0 = 0;
-                while r0 < rows {
-                    let r1 = (r0 + br).min(rows);
-                    let bytes = r.next((r1 - r0) * row_bytes)?;
-                    update_block(&mut accs[k], bytes, r1 - r0, dim, dtype, opts)
-                        .map_err(|e| relabel(e, &path, name, r0 as u64))?;
-                    if !report(bytes.len() as u64, &mut pending) {
-                        return Err(interrupted());
-                    }
-                    r0 = r1;
-                }
-            }
-            None => {
-                let mut go = true;
-                r.skip((end - start) as u64, &mut |n| {
-                    go = report(n, &mut pending);
-                    go
-                })?;
-                if !go {
-                    return Err(interrupted());
-                }
-            }
-        }
-    }
-    if pending > 0 && !progress(pending) {
-        return Err(interrupted());
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Names the file and layer (and the row within the shard) in a non-finite error.
@@ -510,7 +449,7 @@ fn as_words<T: LeWord>(bytes: &[u8]) -> Cow<'_, [T]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::shards::partial::{merge_partials, Partial};
     use crate::shards::reader::{Buffer, ShardReader};
@@ -519,7 +458,7 @@ mod tests {
     use std::collections::HashMap;
 
     /// Writes a capture of `shards` shards with layers a (dim 3) and b (dim 2); returns its rows.
-    fn capture(dir: &Path, shards: usize, seed: f64) -> HashMap<&'static str, Vec<Vec<f64>>> {
+    pub(crate) fn capture(dir: &Path, shards: usize, seed: f64) -> HashMap<&'static str, Vec<Vec<f64>>> {
         std::fs::create_dir_all(dir.join("shards")).unwrap();
         let mut all: HashMap<&str, Vec<Vec<f64>>> = HashMap::new();
         let mut entries = Vec::new();
@@ -579,7 +518,7 @@ mod tests {
         m.iter().map(|v| v / rows.len() as f64).collect()
     }
 
-    fn tmp(tag: &str) -> std::path::PathBuf {
+    pub(crate) fn tmp(tag: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("nil-reduce-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
