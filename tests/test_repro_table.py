@@ -40,7 +40,7 @@ def test_the_summary_keeps_a_censored_set_edge() -> None:
 
 
 def test_the_stored_sweep_says_why_its_last_call_stopped_early() -> None:
-    """The last call stopped at 182 s of its 210 s because no run left could finish: the line
+    """The last call stopped at 490 s of its 545 s because no run left could finish: the line
     says that, not that the limit was reached."""
     import json
 
@@ -49,5 +49,5 @@ def test_the_stored_sweep_says_why_its_last_call_stopped_early() -> None:
     outcome = json.loads((ROOT / "docs" / "results" / "repro-ntp-1seed-sweep.json").read_text())["outcome"]
     assert outcome["time_limit_reached"] is False and not outcome["complete"]
     line = incomplete_line(outcome)
-    assert line.startswith("stopped at 182 s: no run left could finish within the 210 s limit: 2 runs finished"), line
-    assert incomplete_line({**outcome, "time_limit_reached": True}).startswith("time limit of 210 s reached: ")
+    assert line.startswith("stopped at 490 s: no run left could finish within the 545 s limit: 4 runs finished"), line
+    assert incomplete_line({**outcome, "time_limit_reached": True}).startswith("time limit of 545 s reached: ")
