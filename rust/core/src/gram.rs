@@ -124,7 +124,7 @@ impl AgopAccumulator {
     ///
     /// With [`NonFinitePolicy::Raise`] a non-finite value fails the call and leaves the
     /// accumulator as it was; with [`NonFinitePolicy::Skip`] such rows are counted and left out.
-    pub fn update<T: Widen>(
+    pub fn update<T: Widen + 'static>(
         &mut self,
         rows: ArrayView2<'_, T>,
         policy: NonFinitePolicy,
@@ -133,7 +133,7 @@ impl AgopAccumulator {
     }
 
     /// [`update`](Self::update) with a choice of [`Precision`].
-    pub fn update_with<T: Widen>(
+    pub fn update_with<T: Widen + 'static>(
         &mut self,
         rows: ArrayView2<'_, T>,
         policy: NonFinitePolicy,
@@ -174,33 +174,57 @@ impl AgopAccumulator {
         self.commit(&scratch, kept, skipped)
     }
 
-    /// [`Precision::Fast`]: f32 products over blocks of rows, each block's f32 triangle added to a
-    /// scratch f64 triangle, committed when every block succeeded.
-    fn update_fast<T: Widen>(
+    /// [`Precision::Fast`]: f32 products over blocks of rows, each block's f32 products added to
+    /// a scratch f64 triangle, committed when every block succeeded.
+    ///
+    /// Contiguous f32 blocks whose values are all in range are multiplied where they lie (one
+    /// check pass, no copy); other blocks are converted into a reused f32 panel, checked in the
+    /// same pass, and a block with a non-finite or out-of-range value takes the careful path.
+    fn update_fast<T: Widen + 'static>(
         &mut self,
         rows: ArrayView2<'_, T>,
         policy: NonFinitePolicy,
     ) -> Result<()> {
         let (n, d) = rows.dim();
         let br = FAST_BLOCK_ROWS.min(n);
-        let mut panel = vec![0.0f32; br * d];
-        let mut block_sum = vec![0.0f32; square_len("AgopAccumulator", d)?];
+        let mut panel: Vec<f32> = Vec::new();
         let mut scratch = zeroed(d)?;
+        let kernel = FastGram::new(d);
         let mut wide: Vec<f64> = Vec::new();
-        let (kept, skipped) =
-            for_each_block(rows, br, policy, &mut panel, T::narrow_row, |p, k| {
-                if f32_products_safe(p, d) {
-                    gram_replace_f32(&mut block_sum, d, p, k);
-                    add_lower(&mut scratch, &block_sum, d);
-                } else {
-                    // Values whose f32 products would overflow or underflow: this block in f64
-                    // (f32 → f64 is exact, so the block is as exact as Precision::Exact).
-                    wide.clear();
-                    wide.extend(p.iter().map(|&x| x as f64));
-                    gram_add(&mut scratch, d, &wide, k);
+        let (mut kept_total, mut skipped_total) = (0u64, 0u64);
+        let mut start = 0;
+        while start < n {
+            let (b0, end) = (start, (start + br).min(n));
+            start = end;
+            let block = rows.slice(ndarray::s![b0..end, ..]);
+            if let Some(src) = as_f32_slice(&block) {
+                if f32_products_safe(src, d) {
+                    kernel.add(&mut scratch, src, end - b0);
+                    kept_total += (end - b0) as u64;
+                    continue;
                 }
-            })?;
-        self.commit(&scratch, kept, skipped)
+            }
+            if panel.is_empty() {
+                panel = vec![0.0f32; br * d];
+            }
+            let (kept, skipped, safe) = narrow_block(block, b0 as u64, policy, &mut panel)?;
+            kept_total += kept as u64;
+            skipped_total += skipped;
+            if kept == 0 {
+                continue;
+            }
+            let p = &panel[..kept * d];
+            if safe {
+                kernel.add(&mut scratch, p, kept);
+            } else {
+                // Values whose f32 products would overflow or underflow: this block in f64
+                // (f32 → f64 is exact, so the block is as exact as Precision::Exact).
+                wide.clear();
+                wide.extend(p.iter().map(|&x| x as f64));
+                gram_add(&mut scratch, d, &wide, kept);
+            }
+        }
+        self.commit(&scratch, kept_total, skipped_total)
     }
 
     /// Adds a scratch triangle and its row counts to the accumulator (unchanged on overflow).
@@ -297,6 +321,259 @@ fn f32_products_safe(panel: &[f32], d: usize) -> bool {
         ok(panel)
     } else {
         panel.par_chunks(d.max(1 << 12)).all(ok)
+    }
+}
+
+/// A block of f32 rows as one row-major slice, when it is f32 and laid out that way (no copy).
+fn as_f32_slice<'a, T: 'static>(block: &ArrayView2<'a, T>) -> Option<&'a [f32]> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    let s = block.to_slice()?;
+    // SAFETY: T is f32 (checked above), so the slice is reinterpreted as itself.
+    Some(unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+}
+
+/// Converts one row to f32 (exact for f32, f16 and bf16): slices in a vectorised loop (f16 through
+/// its F16C conversion), other strides element by element.
+fn narrow_row<T: Widen + 'static>(row: ndarray::ArrayView1<'_, T>, out: &mut [f32]) {
+    match row.as_slice() {
+        Some(s)
+            if std::any::TypeId::of::<T>() != std::any::TypeId::of::<crate::dtype::F16Bits>() =>
+        {
+            // f32 and bf16 (a shift) convert inline; a table lookup (f16) would not vectorise.
+            for (o, v) in out.iter_mut().zip(s) {
+                *o = v.narrow();
+            }
+        }
+        _ => T::narrow_row(row, out),
+    }
+}
+
+/// (holds a non-finite value, holds a value whose f32 products could overflow or underflow), in
+/// one branch-free pass over the bits (|x| as an integer orders like |x|).
+fn classify_f32(row: &[f32]) -> (bool, bool) {
+    const MAX: u32 = FAST_MAX_ABS.to_bits();
+    const MIN: u32 = FAST_MIN_ABS.to_bits();
+    const INF: u32 = 0x7f80_0000;
+    row.iter().fold((false, false), |(nonfinite, unsafe_), x| {
+        let a = x.to_bits() & 0x7fff_ffff;
+        (
+            nonfinite | (a >= INF),
+            unsafe_ | (a > MAX) | (a.wrapping_sub(1) < MIN - 1),
+        )
+    })
+}
+
+/// Converts `rows` into `panel` (row-major f32), checking every value in the same pass; drops or
+/// rejects non-finite rows as [`widen_block`] does. Returns (rows kept, rows skipped, whether the
+/// kept rows' f32 products are all safe).
+fn narrow_block<T: Widen + 'static>(
+    rows: ArrayView2<'_, T>,
+    offset: u64,
+    policy: NonFinitePolicy,
+    panel: &mut [f32],
+) -> Result<(usize, u64, bool)> {
+    let (n, d) = rows.dim();
+    let panel = &mut panel[..n * d];
+    let row = |(i, out): (usize, &mut [f32])| {
+        narrow_row(rows.row(i), out);
+        classify_f32(out)
+    };
+    let flags: Vec<(bool, bool)> = if n * d < SMALL {
+        panel.chunks_mut(d).enumerate().map(row).collect()
+    } else {
+        panel.par_chunks_mut(d).enumerate().map(row).collect()
+    };
+    let Some(first_bad) = flags.iter().position(|f| f.0) else {
+        return Ok((n, 0, !flags.iter().any(|f| f.1)));
+    };
+    if policy == NonFinitePolicy::Raise {
+        let value = panel[first_bad * d..(first_bad + 1) * d]
+            .iter()
+            .find(|x| !x.is_finite())
+            .map_or(f64::NAN, |&x| x as f64);
+        return Err(NilError::NonFinite {
+            context: "AgopAccumulator.update".into(),
+            row: offset + first_bad as u64,
+            value,
+        });
+    }
+    // Compact the finite rows to the front.
+    let (mut kept, mut safe) = (0, true);
+    for (i, &(nonfinite, unsafe_)) in flags.iter().enumerate() {
+        if !nonfinite {
+            if kept != i {
+                panel.copy_within(i * d..(i + 1) * d, kept * d);
+            }
+            safe &= !unsafe_;
+            kept += 1;
+        }
+    }
+    Ok((kept, (n - kept) as u64, safe))
+}
+
+/// Largest dim multiplied in panels by [`FastGram`]; above it, one whole-triangle product.
+const PANEL_MAX_DIM: usize = 2048;
+
+/// Columns per panel of the lower triangle in [`FastGram`] (its tasks' width).
+const PANEL_COLS: usize = 128;
+/// Rows per rectangle below a panel's diagonal tile (a task's f32 tile stays in L2: 256 KiB).
+const PANEL_ROWS: usize = 512;
+
+/// One task of a block product: the tile rows i0.., columns j0..j0+cols of lower(PᵀP); the tile
+/// on the diagonal (i0 == j0) is a triangle.
+#[derive(Copy, Clone, Debug)]
+struct Tile {
+    i0: usize,
+    j0: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// The f32 product of a block of rows, added to an f64 triangle: the lower triangle is cut into
+/// column panels, each a triangle on the diagonal (faer's triangular kernel) and rectangles below
+/// it (the `gemm` crate's f32 kernel); tasks run in parallel, each forms its tile in f32 in a
+/// thread-local buffer and adds it to the f64 sum while it is in cache.
+///
+/// Above [`PANEL_MAX_DIM`] one triangular product of the whole block (faer, parallel) into a
+/// reused f32 triangle was faster side by side (issue 14: 2-core VM, d = 4096), so it is used there.
+struct FastGram {
+    d: usize,
+    tiles: Vec<Tile>,
+    /// The f32 triangle of the whole-block product (d > [`PANEL_MAX_DIM`] only).
+    whole: std::cell::RefCell<Vec<f32>>,
+}
+
+impl FastGram {
+    fn new(d: usize) -> Self {
+        let mut tiles = Vec::new();
+        let mut j0 = 0;
+        while j0 < d {
+            let cols = (d - j0).min(PANEL_COLS);
+            tiles.push(Tile {
+                i0: j0,
+                j0,
+                rows: cols,
+                cols,
+            });
+            let mut i0 = j0 + cols;
+            while i0 < d {
+                let rows = (d - i0).min(PANEL_ROWS);
+                tiles.push(Tile { i0, j0, rows, cols });
+                i0 += rows;
+            }
+            j0 += cols;
+        }
+        // Largest first, so the last tasks to finish are small ones.
+        tiles
+            .sort_by_key(|t| std::cmp::Reverse(t.rows * t.cols / if t.i0 == t.j0 { 2 } else { 1 }));
+        Self {
+            d,
+            tiles,
+            whole: Default::default(),
+        }
+    }
+
+    /// lower(sum) += PᵀP for a row-major f32 panel P of `k` rows, products summed in f32.
+    fn add(&self, sum: &mut [f64], p: &[f32], k: usize) {
+        let d = self.d;
+        if d > PANEL_MAX_DIM {
+            let mut whole = self.whole.borrow_mut();
+            if whole.is_empty() {
+                *whole = vec![0.0f32; d * d];
+            }
+            gram_lower(&mut whole, d, p, k, Accum::Replace);
+            add_lower(sum, &whole, d);
+            return;
+        }
+        let out = SyncPtr(sum.as_mut_ptr());
+        let tile = |buf: &mut Vec<f32>, t: &Tile| {
+            let buf = &mut buf[..t.rows * t.cols];
+            tile_product(buf, d, p, k, t);
+            // SAFETY: tiles are disjoint parts of the d×d column-major sum, so no two tasks
+            // write the same element; `sum` outlives the scope of the tasks.
+            unsafe { add_tile(out, d, buf, t) };
+        };
+        let len = self
+            .tiles
+            .iter()
+            .map(|t| t.rows * t.cols)
+            .max()
+            .unwrap_or(0);
+        let buf = || vec![0.0f32; len];
+        if self.tiles.len() == 1 || k * d * d < 1 << 16 {
+            let mut b = buf();
+            self.tiles.iter().for_each(|t| tile(&mut b, t));
+        } else {
+            self.tiles.par_iter().for_each_init(buf, tile);
+        }
+    }
+}
+
+/// A raw pointer that may cross threads (tasks write disjoint tiles through it).
+#[derive(Copy, Clone)]
+struct SyncPtr(*mut f64);
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+/// buf (column-major, `t.rows` × `t.cols`) = P[:, i0..]ᵀ P[:, j0..] in f32, on one thread.
+fn tile_product(buf: &mut [f32], d: usize, p: &[f32], k: usize, t: &Tile) {
+    if t.i0 == t.j0 {
+        let pm = MatRef::from_row_major_slice(p, k, d).subcols(t.j0, t.cols);
+        let dst = MatMut::from_column_major_slice_mut(buf, t.rows, t.cols);
+        matmul(
+            dst,
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            pm.transpose(),
+            BlockStructure::Rectangular,
+            pm,
+            BlockStructure::Rectangular,
+            1.0f32,
+            Par::Seq,
+        );
+    } else {
+        // SAFETY: lhs(r, c) = P[c, i0 + r] and rhs(r, c) = P[r, j0 + c] stay inside the k × d
+        // panel, and dst(r, c) = buf[c·rows + r] inside buf; gemm reads dst only when asked to.
+        unsafe {
+            gemm::gemm(
+                t.rows,
+                t.cols,
+                k,
+                buf.as_mut_ptr(),
+                t.rows as isize,
+                1,
+                false,
+                p.as_ptr().add(t.i0),
+                d as isize,
+                1,
+                p.as_ptr().add(t.j0),
+                1,
+                d as isize,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+}
+
+/// sum[tile] += buf, f32 widened exactly (only the lower part of a diagonal tile).
+///
+/// # Safety
+/// `out` points at a d×d column-major f64 matrix, no other thread touches this tile.
+unsafe fn add_tile(out: SyncPtr, d: usize, buf: &[f32], t: &Tile) {
+    for c in 0..t.cols {
+        let col = out.0.add((t.j0 + c) * d + t.i0);
+        let r0 = if t.i0 == t.j0 { c } else { 0 };
+        let dst = std::slice::from_raw_parts_mut(col.add(r0), t.rows - r0);
+        for (o, &v) in dst.iter_mut().zip(&buf[c * t.rows + r0..(c + 1) * t.rows]) {
+            *o += v as f64;
+        }
     }
 }
 
@@ -413,11 +690,6 @@ fn gram_lower<T: faer::traits::ComplexField + Copy + From<f32>>(
         T::from(1.0f32),
         par,
     );
-}
-
-/// lower(S) = Pᵀ P in f32 for a row-major f32 panel.
-fn gram_replace_f32(sum: &mut [f32], d: usize, panel: &[f32], rows: usize) {
-    gram_lower(sum, d, panel, rows, Accum::Replace);
 }
 
 /// lower(dst) += lower(src), both column-major d×d (src f64 or f32, widened exactly).
@@ -556,6 +828,79 @@ mod tests {
             .unwrap()
             .mapv(|v| v as f32);
         assert!(f32_products_safe(rows.as_slice().unwrap(), 3));
+    }
+
+    fn fast_and_exact<T: Widen + 'static>(
+        rows: ArrayView2<'_, T>,
+        policy: NonFinitePolicy,
+    ) -> (AgopAccumulator, AgopAccumulator) {
+        let d = rows.ncols();
+        let mut fast = AgopAccumulator::new(d).unwrap();
+        fast.update_with(rows, policy, Precision::Fast).unwrap();
+        let mut exact = AgopAccumulator::new(d).unwrap();
+        exact.update_with(rows, policy, Precision::Exact).unwrap();
+        (fast, exact)
+    }
+
+    fn assert_close(a: &AgopAccumulator, b: &AgopAccumulator, tol: f64) {
+        assert_eq!((a.count(), a.nonfinite()), (b.count(), b.nonfinite()));
+        let (ma, mb) = (a.sum_matrix(), b.sum_matrix());
+        let scale = mb.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = ma
+            .iter()
+            .zip(&mb)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        eprintln!("worst error / largest entry: {:.3e}", worst / scale);
+        assert!(worst <= tol * scale, "{worst} vs {scale}");
+    }
+
+    #[test]
+    fn fast_tiles_match_exact_for_every_layout_and_dtype() {
+        // d spans several panels (diagonal triangles and rectangles), n several blocks and a
+        // partial one.
+        let (n, d) = (2 * FAST_BLOCK_ROWS + 77, 2 * PANEL_COLS + 45);
+        let x = Array2::from_shape_vec((n, d), lcg(n * d, 5))
+            .unwrap()
+            .mapv(|v| v as f32);
+        let (fast, exact) = fast_and_exact(x.view(), NonFinitePolicy::Raise);
+        assert_close(&fast, &exact, 4e-6);
+        let t = x.t().to_owned();
+        let (strided, _) = fast_and_exact(t.t(), NonFinitePolicy::Raise);
+        assert_close(&strided, &exact, 4e-6);
+        let h = x.mapv(|v| crate::dtype::F16Bits(half::f16::from_f32(v).to_bits()));
+        let (fast, exact) = fast_and_exact(h.view(), NonFinitePolicy::Raise);
+        assert_close(&fast, &exact, 4e-6);
+        let b = x.mapv(|v| crate::dtype::Bf16Bits(half::bf16::from_f32(v).to_bits()));
+        let (fast, exact) = fast_and_exact(b.view(), NonFinitePolicy::Raise);
+        assert_close(&fast, &exact, 4e-6);
+    }
+
+    #[test]
+    fn fast_nonfinite_rows_raise_or_skip_as_exact() {
+        let (n, d) = (3 * FAST_BLOCK_ROWS, 40);
+        let mut x = Array2::from_shape_vec((n, d), lcg(n * d, 6))
+            .unwrap()
+            .mapv(|v| v as f32);
+        x[[FAST_BLOCK_ROWS + 3, 7]] = f32::NAN;
+        x[[FAST_BLOCK_ROWS + 9, 1]] = f32::INFINITY;
+        x[[FAST_BLOCK_ROWS + 11, 2]] = 1e30; // out of the f32 range: that block in f64
+        let mut acc = AgopAccumulator::new(d).unwrap();
+        let err = acc
+            .update_with(x.view(), NonFinitePolicy::Raise, Precision::Fast)
+            .unwrap_err();
+        assert!(
+            matches!(err, NilError::NonFinite { row, value, .. } if row == FAST_BLOCK_ROWS as u64 + 3 && value.is_nan()),
+            "{err}"
+        );
+        assert_eq!(acc.count(), 0);
+        assert!(acc.sum_matrix().iter().all(|&v| v == 0.0));
+        let (fast, exact) = fast_and_exact(x.view(), NonFinitePolicy::Skip);
+        assert_eq!((fast.count(), fast.nonfinite()), (n as u64 - 2, 2));
+        assert_close(&fast, &exact, 4e-6);
+        let b = x.mapv(|v| crate::dtype::Bf16Bits(half::bf16::from_f32(v).to_bits()));
+        let (fast, exact) = fast_and_exact(b.view(), NonFinitePolicy::Skip);
+        assert_eq!(fast.nonfinite(), 2);
+        assert_close(&fast, &exact, 4e-6);
     }
 
     #[test]
