@@ -458,7 +458,11 @@ pub(crate) mod tests {
     use std::collections::HashMap;
 
     /// Writes a capture of `shards` shards with layers a (dim 3) and b (dim 2); returns its rows.
-    pub(crate) fn capture(dir: &Path, shards: usize, seed: f64) -> HashMap<&'static str, Vec<Vec<f64>>> {
+    pub(crate) fn capture(
+        dir: &Path,
+        shards: usize,
+        seed: f64,
+    ) -> HashMap<&'static str, Vec<Vec<f64>>> {
         std::fs::create_dir_all(dir.join("shards")).unwrap();
         let mut all: HashMap<&str, Vec<Vec<f64>>> = HashMap::new();
         let mut entries = Vec::new();

@@ -230,7 +230,9 @@ mod tests {
             .collect();
         assert_eq!(a, rows["a"]);
         assert_eq!(b, rows["b"]);
-        assert!(blocks.iter().all(|b| b.2.len() <= if b.0 == "a" { 2 } else { 10 }));
+        assert!(blocks
+            .iter()
+            .all(|b| b.2.len() <= if b.0 == "a" { 2 } else { 10 }));
         // Shard 0 holds 5 rows of a: blocks start at rows 0, 2, 4.
         let firsts: Vec<usize> = blocks.iter().take(3).map(|b| b.1).collect();
         assert_eq!(firsts, vec![0, 2, 4]);
