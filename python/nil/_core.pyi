@@ -23,6 +23,7 @@ __all__ = [
     "shard_write",
     "manifest_write",
     "manifest_read",
+    "shard_stream",
     "shard_verify",
     "file_blake3",
     "verify_capture",

@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,15 @@ def reduce_on_device(
                 events[k].synchronize()
             return k
 
+    def ready_for(i: int) -> Callable[[int, str, int, int], None]:
+        def ready(k: int, layer: str, first: int, rows: int) -> None:  # a filled buffer, to the consumer
+            handed.put(("rows", i, k, layer, first, rows))
+        return ready
+
     def read_all() -> None:  # the reader thread: every shard in order, each a verified pass
         try:
             for i in range(len(shards)):
-                _core.shard_stream(os.fspath(p), i, wanted, host_np, acquire,
-                                   lambda k, layer, first, rows, i=i: handed.put(("rows", i, k, layer, first, rows)))
+                _core.shard_stream(os.fspath(p), i, wanted, host_np, acquire, ready_for(i))
                 handed.put(("verified", i))
             handed.put(("end",))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
