@@ -128,34 +128,50 @@ def test_a_shard_truncated_before_its_pass_is_an_error_naming_it(tmp_path, monke
     shard = sorted((path / "shards").glob("*.safetensors"))[1]
     real = m._core.shard_stream
 
-    def truncate_then_stream(p: str, i: int, *args: object) -> None:
-        if i == 1:  # after shard 0 has been reduced
-            with open(shard, "r+b") as f:
-                f.truncate(shard.stat().st_size - 100)
-        real(p, i, *args)
+    def truncating(p, layers, slots, acquire, ready, verified):  # type: ignore[no-untyped-def]
+        def after(i: int, digest: str) -> None:
+            verified(i, digest)
+            if i == 0:  # shard 0 reduced, shard 1 not yet opened
+                with open(shard, "r+b") as f:
+                    f.truncate(shard.stat().st_size - 100)
+        real(p, layers, slots, acquire, ready, after)
 
-    monkeypatch.setattr(m._core, "shard_stream", truncate_then_stream)
+    monkeypatch.setattr(m._core, "shard_stream", truncating)
     with pytest.raises(FormatError, match=shard.name):
         m.reduce_on_device(path, device="cpu")
 
 
-def test_each_shard_is_read_once_and_the_rows_counted_are_the_bytes_hashed(tmp_path, monkeypatch):
-    """No separate verification pass (whose bytes could differ from those reduced): each shard is
-    streamed once, and a shard whose rows change between two reductions fails its checksum."""
+def test_each_shard_is_read_once_and_the_sources_are_the_digests_verified(tmp_path, monkeypatch):
+    """One stream over the capture, no separate verification pass (whose bytes could differ from
+    those reduced); the sources returned are the digests of the shards verified, in order."""
     from nil.shards import device_reduce as m
 
     make_capture(tmp_path / "c", _rows(6), batches=3, shard_bytes=3000)
     calls: list[int] = []
+    seen: list[int] = []
     real = m._core.shard_stream
 
-    def counted(p: str, i: int, *args: object) -> None:
-        calls.append(i)
-        real(p, i, *args)
+    def counted(p, layers, slots, acquire, ready, verified):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        real(p, layers, slots, acquire, ready, lambda i, d: (seen.append(i), verified(i, d)))
 
     monkeypatch.setattr(m._core, "shard_verify", lambda *a: pytest.fail("a second pass over a shard"))
     monkeypatch.setattr(m._core, "shard_stream", counted)
     _, src = m.reduce_on_device(tmp_path / "c", device="cpu", block_rows=16)
-    assert calls == list(range(len(src))) and len(src) > 2
+    _, want = reduce(tmp_path / "c")
+    assert calls == [1] and seen == list(range(len(want))) and src == want and len(src) > 2
+
+
+def test_an_empty_capture_is_an_error_not_zero_rows(tmp_path):
+    from nil.errors import FormatError
+
+    with nil.ShardWriter(tmp_path / "c", {"a": 4}, dtype="float32"):
+        pass
+    with pytest.raises(Exception, match="no shards") as cpu_err:
+        reduce(tmp_path / "c")
+    with pytest.raises(FormatError, match="empty capture"):
+        reduce_on_device(tmp_path / "c", device="cpu")
+    assert isinstance(cpu_err.value, FormatError)
 
 
 def test_a_failure_on_the_device_side_stops_the_reader(tmp_path):

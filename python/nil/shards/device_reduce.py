@@ -23,7 +23,6 @@ import json
 import os
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from .. import _core
 from .._optional import require
 from ..accumulator import AgopAccumulator, NonFinite
-from ..errors import NilValueError, NonFiniteError
+from ..errors import FormatError, NilValueError, NonFiniteError
 from ._paths import input_kind
 
 __all__ = ["reduce_on_device"]
@@ -79,6 +78,9 @@ def reduce_on_device(
             raise NilValueError(f"{p}: layer {missing[0]}: not in this capture; it has {list(dims)}")
         dims = {n: d for n, d in dims.items() if n in set(layers)}
     shards = manifest.get("shards", [])
+    if not shards:
+        raise FormatError(f"{p / 'manifest.json'}: empty capture: the manifest lists no shards, so there are no "
+                          "rows to analyse")
     dtype = str(manifest["capture"]["dtype"])
     if dtype not in _ELEMENT_BYTES:
         raise NilValueError(f"{p}: shard dtype {dtype!r}: the device reduction reads {sorted(_ELEMENT_BYTES)}")
@@ -97,6 +99,7 @@ def reduce_on_device(
     handed: queue.Queue[tuple[Any, ...]] = queue.Queue()
     stop = threading.Event()
     wanted = [(n, block_rows) for n in dims]
+    sources: list[str] = []  # the digests of the shards whose rows counted, as verified
 
     def acquire() -> int:  # on the reader thread: a buffer the device no longer reads
         while True:
@@ -110,16 +113,15 @@ def reduce_on_device(
                 events[k].synchronize()
             return k
 
-    def ready_for(i: int) -> Callable[[int, str, int, int], None]:
-        def ready(k: int, layer: str, first: int, rows: int) -> None:  # a filled buffer, to the consumer
-            handed.put(("rows", i, k, layer, first, rows))
-        return ready
+    def ready(i: int, k: int, layer: str, first: int, rows: int) -> None:  # a filled buffer, to the consumer
+        handed.put(("rows", i, k, layer, first, rows))
+
+    def verified(i: int, digest: str) -> None:  # shard i's last block is handed; its blake3 matched
+        handed.put(("verified", i, digest))
 
     def read_all() -> None:  # the reader thread: every shard in order, each a verified pass
         try:
-            for i in range(len(shards)):
-                _core.shard_stream(os.fspath(p), i, wanted, host_np, acquire, ready_for(i))
-                handed.put(("verified", i))
+            _core.shard_stream(os.fspath(p), wanted, host_np, acquire, ready, verified)
             handed.put(("end",))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
             handed.put(("error", e))
@@ -153,6 +155,7 @@ def reduce_on_device(
                         raise item[1]
                     if item[0] == "verified":
                         check_shard(item[1])
+                        sources.append(item[2])
                         continue
                     _, i, k, layer, first, rows = item
                     dim = dims[layer]
@@ -184,4 +187,4 @@ def reduce_on_device(
         bad_rows = int(skipped[name].item())
         out[name] = AgopAccumulator.from_sum(sums[name].cpu().numpy(), counts[name] - bad_rows, bad_rows,
                                              policy=nonfinite)
-    return out, [str(s["blake3"]) for s in shards]
+    return out, sources

@@ -116,21 +116,23 @@ struct Slot {
     len: usize,
 }
 
-/// Streams the rows of `layers` (name, rows per block) of shard `index` into the host buffers
-/// `slots`, in file order, hashing every byte: for each block `acquire()` names a free slot, the
-/// block's bytes are copied into it, and `ready(slot, layer, first_row, rows)` hands it on. Returns
-/// only if the shard's blake3 matches the manifest; an exception raised by a callback stops the
-/// pass and is raised again here.
+/// Streams the rows of `layers` (name, rows per block) of every shard of `dir`, in shard and file
+/// order, into the host buffers `slots`, hashing every byte (the manifest is read once): for each
+/// block `acquire()` names a free slot, the block's bytes are copied into it, and
+/// `ready(shard, slot, layer, first_row, rows)` hands it on; `verified(shard, blake3)` follows
+/// the last block of a shard whose blake3 matched the manifest. A shard that does not match stops
+/// the stream with the core's error; an exception raised by a callback stops it and is raised
+/// again here.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn shard_stream(
     py: Python<'_>,
     dir: PathBuf,
-    index: usize,
     layers: Vec<(String, usize)>,
     mut slots: Vec<PyReadwriteArray1<'_, u8>>,
     acquire: Py<PyAny>,
     ready: Py<PyAny>,
+    verified: Py<PyAny>,
 ) -> PyResult<()> {
     let mut bufs = Vec::with_capacity(slots.len());
     for a in slots.iter_mut() {
@@ -143,47 +145,60 @@ fn shard_stream(
     let mut raised: Option<PyErr> = None;
     let outcome = detached(py, || {
         let m = Manifest::read(&dir)?;
-        shards::stream_shard(&dir, &m, index, &layers, &mut |b| {
-            let got = Python::attach(|py| acquire.bind(py).call0()?.extract::<usize>());
-            let slot = match got {
-                Ok(k) => k,
-                Err(e) => {
+        for (index, shard) in m.shards.iter().enumerate() {
+            shards::stream_shard(&dir, &m, index, &layers, &mut |b| {
+                let got = Python::attach(|py| acquire.bind(py).call0()?.extract::<usize>());
+                let slot = match got {
+                    Ok(k) => k,
+                    Err(e) => {
+                        raised = Some(e);
+                        return Ok(false);
+                    }
+                };
+                let Some(dst) = bufs.get(slot).copied() else {
+                    return Err(NilError::Value(format!(
+                        "acquire() returned slot {slot}; there are {} buffers",
+                        bufs.len()
+                    )));
+                };
+                if b.bytes.len() > dst.len {
+                    return Err(NilError::Value(format!(
+                        "layer {}: a block of {} bytes does not fit a {}-byte host buffer",
+                        b.layer,
+                        b.bytes.len(),
+                        dst.len
+                    )));
+                }
+                // SAFETY: `dst` is the memory of a writable, C-contiguous numpy array kept alive (and
+                // borrowed) by `slots` for this call; the caller's protocol hands a slot out only while
+                // nothing else reads or writes it, and the length is checked above.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        b.bytes.as_ptr(),
+                        dst.ptr as *mut u8,
+                        b.bytes.len(),
+                    );
+                }
+                let handed = Python::attach(|py| {
+                    ready
+                        .bind(py)
+                        .call1((index, slot, b.layer, b.first_row, b.rows))
+                        .map(|_| ())
+                });
+                if let Err(e) = handed {
                     raised = Some(e);
                     return Ok(false);
                 }
-            };
-            let Some(dst) = bufs.get(slot).copied() else {
-                return Err(NilError::Value(format!(
-                    "acquire() returned slot {slot}; there are {} buffers",
-                    bufs.len()
-                )));
-            };
-            if b.bytes.len() > dst.len {
-                return Err(NilError::Value(format!(
-                    "layer {}: a block of {} bytes does not fit a {}-byte host buffer",
-                    b.layer,
-                    b.bytes.len(),
-                    dst.len
-                )));
-            }
-            // SAFETY: `dst` is the memory of a writable, C-contiguous numpy array kept alive (and
-            // borrowed) by `slots` for this call; the caller's protocol hands a slot out only while
-            // nothing else reads or writes it, and the length is checked above.
-            unsafe {
-                std::ptr::copy_nonoverlapping(b.bytes.as_ptr(), dst.ptr as *mut u8, b.bytes.len());
-            }
-            let handed = Python::attach(|py| {
-                ready
-                    .bind(py)
-                    .call1((slot, b.layer, b.first_row, b.rows))
-                    .map(|_| ())
-            });
-            if let Err(e) = handed {
+                Ok(true)
+            })?;
+            let done =
+                Python::attach(|py| verified.bind(py).call1((index, &shard.blake3)).map(|_| ()));
+            if let Err(e) = done {
                 raised = Some(e);
-                return Ok(false);
+                return Err(NilError::Value(shards::reduce::INTERRUPTED.into()));
             }
-            Ok(true)
-        })
+        }
+        Ok(())
     });
     if let Some(e) = raised {
         return Err(e);
